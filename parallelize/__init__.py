@@ -1,0 +1,60 @@
+"""parallelize: run a function over many inputs and parameter grids in parallel.
+
+On threads, processes or a Dask cluster, with parameter-space algebra, results
+as DataFrames, resume after a crash, and timing statistics.
+"""
+
+from .batchify import Batchify
+from .decorator import ParallelFunction, parallel
+from .errors import (
+    BackendUnavailableError,
+    ConfigError,
+    ParallelizeError,
+    PicklingError,
+    ResumeMismatchError,
+    SchedulerUnreachableError,
+    TaskTimeoutError,
+    WorkerCrashedError,
+)
+from .execution import Execution
+from .model_evaluator import ModelEvaluator
+from .options import RunOptions
+from .runner import Parallelize
+from .space import ParamSpace, Params, params_hash
+from .statistics import DurationSummary, Statistics, WorkerStatistics
+from .stream import ResultStream
+from .task import TaskFailure, WorkerContext, worker_context
+
+__version__ = "0.1.0"
+
+__all__ = [
+    # running
+    "Parallelize",
+    "ModelEvaluator",
+    "Batchify",
+    "parallel",
+    "ParallelFunction",
+    "Execution",
+    "ResultStream",
+    "RunOptions",
+    "worker_context",
+    "WorkerContext",
+    "TaskFailure",
+    # parameter spaces
+    "ParamSpace",
+    "Params",
+    "params_hash",
+    # statistics
+    "Statistics",
+    "DurationSummary",
+    "WorkerStatistics",
+    # errors
+    "ParallelizeError",
+    "ConfigError",
+    "BackendUnavailableError",
+    "TaskTimeoutError",
+    "WorkerCrashedError",
+    "PicklingError",
+    "ResumeMismatchError",
+    "SchedulerUnreachableError",
+]

@@ -1,0 +1,69 @@
+"""Backends: where tasks run. A registry of names, each module loaded on first use.
+
+========  ==============================================================
+name      runs tasks on
+========  ==============================================================
+thread    a thread pool in this process (default; good for I/O and GIL-free code)
+process   loky's reusable process pool, with cloudpickle (CPU-bound Python)
+serial    the calling thread, one at a time (debugging, profiling)
+dask      a Dask distributed cluster (``pip install "parallelize[dask]"``)
+========  ==============================================================
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Callable
+
+from ..errors import ConfigError, check_choice
+from .base import Backend
+
+__all__ = ["Backend", "available_backends", "get_backend_class", "register_backend"]
+
+# name -> "module:Class", imported lazily so that `import parallelize` never pays
+# for loky or dask until a runner actually uses them.
+_REGISTRY: dict[str, str | Callable[..., Backend]] = {
+    "thread": "parallelize.backends.thread:ThreadBackend",
+    "process": "parallelize.backends.process:ProcessBackend",
+    "serial": "parallelize.backends.serial:SerialBackend",
+    "dask": "parallelize.backends.dask:DaskBackend",
+}
+
+
+def register_backend(name: str, factory: str | Callable[..., Backend]) -> None:
+    """Make a backend available as ``Parallelize(backend=name)``.
+
+    Args:
+        name: the name users pass.
+        factory: a :class:`Backend` subclass (or callable building one), or a
+            ``"module:Class"`` string imported on first use.
+    """
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"backend name must be a non-empty string, got {name!r}")
+    _REGISTRY[name] = factory
+
+
+def available_backends() -> list[str]:
+    """The registered backend names, sorted."""
+    return sorted(_REGISTRY)
+
+
+def get_backend_class(name: str) -> Callable[..., Backend]:
+    """The backend registered as ``name``, importing its module if needed.
+
+    Raises:
+        ConfigError: ``name`` is not registered (the message lists those that are).
+        BackendUnavailableError: the backend's library is not installed.
+    """
+    check_choice("backend", name, _REGISTRY)
+    factory = _REGISTRY[name]
+    if isinstance(factory, str):
+        module_name, _, attr = factory.partition(":")
+        factory = getattr(importlib.import_module(module_name), attr)
+        _REGISTRY[name] = factory
+    return factory
+
+
+def make_backend(name: str, max_workers: int, initializer: Callable[[], None] | None, **options: Any) -> Backend:
+    """Build the backend registered as ``name``."""
+    return get_backend_class(name)(max_workers, initializer, **options)

@@ -1,0 +1,61 @@
+"""The one interface every backend implements, in ``concurrent.futures`` terms.
+
+A backend owns a pool of workers and nothing else: it takes a callable and its
+arguments and returns a :class:`concurrent.futures.Future`. It knows nothing of
+batches, statistics or error policies; the runner knows nothing of which backend
+it holds.
+"""
+
+from __future__ import annotations
+
+import abc
+from concurrent.futures import Future
+from typing import Any, Callable, ClassVar
+
+__all__ = ["Backend"]
+
+
+class Backend(abc.ABC):
+    """A pool of workers that runs callables and hands back futures.
+
+    Args:
+        max_workers: how many tasks may run at once (>= 1).
+        initializer: called once in each worker before its first task, or ``None``.
+        **options: backend-specific options; unknown ones raise ``ConfigError``.
+
+    Attributes:
+        name: the name the backend is registered under.
+        can_kill: whether a running task can be stopped by killing its worker
+            (processes: yes; threads: no).
+        in_process: whether tasks run in the caller's process (no pickling).
+    """
+
+    name: ClassVar[str] = "base"
+    can_kill: ClassVar[bool] = False
+    in_process: ClassVar[bool] = False
+
+    def __init__(self, max_workers: int, initializer: Callable[[], None] | None = None, **options: Any) -> None:
+        self.max_workers = max_workers
+        self.initializer = initializer
+
+    @abc.abstractmethod
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        """Schedule ``fn(*args, **kwargs)`` and return its future."""
+
+    @abc.abstractmethod
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Release the workers.
+
+        Args:
+            wait: block until running tasks finish.
+            cancel_futures: cancel tasks that have not started.
+        """
+
+    def kill_workers(self) -> None:
+        """Stop every worker now, running tasks included, so new ones replace them.
+
+        Only meaningful where :attr:`can_kill` is true; the default does nothing.
+        """
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} max_workers={self.max_workers}>"

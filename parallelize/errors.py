@@ -1,0 +1,87 @@
+"""The errors parallelize raises.
+
+Every error is rooted at :class:`ParallelizeError` and is also the builtin it is,
+so callers can catch either::
+
+    ParallelizeError
+    ├── ConfigError (ValueError)              bad option or argument, raised at once
+    ├── BackendUnavailableError (ImportError) optional engine not installed
+    ├── TaskTimeoutError (TimeoutError)       a task ran longer than ``timeout``
+    ├── WorkerCrashedError (BrokenExecutor)   a worker died mid-task
+    ├── PicklingError (TypeError)             an argument or result cannot be pickled
+    ├── ResumeMismatchError (ValueError)      a checkpoint holds results for other inputs
+    └── SchedulerUnreachableError (OSError)   a cluster scheduler did not answer
+
+An exception raised by the user's own function is *not* wrapped: it reaches the
+caller as its own type, with the worker's traceback as ``__cause__`` and a note
+naming the task's arguments.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import BrokenExecutor
+from typing import Any, Iterable
+
+__all__ = [
+    "ParallelizeError",
+    "ConfigError",
+    "BackendUnavailableError",
+    "TaskTimeoutError",
+    "WorkerCrashedError",
+    "PicklingError",
+    "ResumeMismatchError",
+    "SchedulerUnreachableError",
+    "check_choice",
+]
+
+
+class ParallelizeError(Exception):
+    """Base class of every error raised by parallelize itself."""
+
+
+class ConfigError(ParallelizeError, ValueError):
+    """An option or argument has a value that is not allowed.
+
+    Raised before any work starts, so nothing is lost.
+    """
+
+
+class BackendUnavailableError(ParallelizeError, ImportError):
+    """An optional backend's library is not installed."""
+
+
+class TaskTimeoutError(ParallelizeError, TimeoutError):
+    """A task ran longer than its ``timeout`` and was stopped."""
+
+
+class WorkerCrashedError(ParallelizeError, BrokenExecutor):
+    """The worker process running a task died (signal, ``os._exit``, out of memory)."""
+
+
+class PicklingError(ParallelizeError, TypeError):
+    """An argument or a result could not be serialised between processes."""
+
+
+class ResumeMismatchError(ParallelizeError, ValueError):
+    """A checkpoint folder holds results computed for different inputs."""
+
+
+class SchedulerUnreachableError(ParallelizeError, OSError):
+    """A cluster scheduler did not answer at the given address."""
+
+
+def check_choice(name: str, value: Any, allowed: Iterable[Any]) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is one of ``allowed``.
+
+    Args:
+        name: the option's name, used in the message.
+        value: the value given.
+        allowed: the values accepted.
+
+    Raises:
+        ConfigError: naming the bad value and the sorted allowed set.
+    """
+    allowed = list(allowed)
+    if value not in allowed:
+        shown = sorted(allowed, key=repr)
+        raise ConfigError(f"unknown {name} {value!r}; expected one of {shown}")

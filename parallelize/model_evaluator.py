@@ -1,0 +1,88 @@
+"""ModelEvaluator: run a function over every combination of its iterable arguments.
+
+``evaluator.run(func, impurity=['gini', 'entropy'], depth=range(2, 31), foo='bar')``
+calls ``func`` for every point of the grid (strings count as one value), first
+keyword outermost, on the runner's workers, in the background; ``results()``
+streams return values as they complete and ``statistics()`` reports at any moment.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator
+
+from .errors import ConfigError
+from .execution import Execution
+from .runner import Parallelize
+from .statistics import Statistics
+
+__all__ = ["ModelEvaluator"]
+
+
+class ModelEvaluator:
+    """Evaluates a function over a parameter grid on a :class:`Parallelize` runner.
+
+    Args:
+        runner: the runner whose workers do the work (default: ``Parallelize()``).
+    """
+
+    def __init__(self, runner: Parallelize | None = None) -> None:
+        if runner is None:
+            runner = Parallelize()
+        if not isinstance(runner, Parallelize):
+            raise ConfigError(f"ModelEvaluator needs a Parallelize runner, got {runner!r}")
+        self.runner = runner
+        self._execution: Execution | None = None
+        self.space: Any = None
+
+    def run(self, func: Callable[..., Any], space: Any = None, /, **params: Any) -> Execution:
+        """Start calling ``func(**point)`` for every point of the grid; return at once.
+
+        Args:
+            func: the function to evaluate.
+            space: a :class:`~parallelize.ParamSpace` (or any space) to sweep; optional.
+            **params: more parameters: an iterable (not a string) is an axis of
+                the grid, anything else is passed as is. Combined with ``space``
+                as a product.
+            Per-call options (``on_error``, ``retries``, ``timeout``, ``progress``,
+            ``chunksize``) may be given as ``options={...}``.
+
+        Returns:
+            The running :class:`~parallelize.execution.Execution`.
+        """
+        from .space import ParamSpace, Space
+
+        overrides = params.pop("options", None) or {}
+        grid: Any
+        if space is not None and not isinstance(space, Space):
+            raise ConfigError(f"the second argument must be a ParamSpace, got {type(space).__name__}")
+        if params:
+            grid = ParamSpace(**params)
+            if space is not None:
+                grid = space * grid
+        elif space is not None:
+            grid = space
+        else:
+            raise ConfigError("nothing to evaluate: give a ParamSpace or keyword parameters")
+        self.space = grid
+        self._execution = self.runner.run_batches(func, grid, call="kwargs", background=True, **overrides)
+        return self._execution
+
+    @property
+    def execution(self) -> Execution:
+        """The current run."""
+        if self._execution is None:
+            raise ConfigError("nothing has run yet; call evaluator.run(func, ...) first")
+        return self._execution
+
+    def results(self, ordered: bool = False) -> Iterator[Any]:
+        """Stream the return values as tasks complete (or in grid order with
+        ``ordered=True``), waiting for outstanding work. Callable repeatedly."""
+        return self.execution.results(ordered)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the run ends (or ``timeout`` seconds); True if it ended."""
+        return self.execution.wait(timeout)
+
+    def statistics(self) -> Statistics:
+        """A frozen snapshot of the run's statistics; ``print()`` it for a summary."""
+        return self.execution.statistics()

@@ -1,0 +1,387 @@
+"""The runner: ``Parallelize``, the one object users hold.
+
+It owns a backend (threads, processes, serial, Dask...) and hands every entry
+point to the same engine (:mod:`parallelize.dispatch`):
+
+- ``run(func, **kw)``: the original API, ``func`` once per worker, in the background;
+- ``map`` / ``starmap``: a lazy stream over any iterable or parameter space;
+- ``submit``: one call, one :class:`concurrent.futures.Future`.
+
+The runner never asks which backend it holds.
+"""
+
+from __future__ import annotations
+
+import uuid
+from concurrent.futures import Future
+from typing import Any, Callable, Iterable
+
+from .backends import make_backend
+from .backends.base import Backend
+from .dispatch import TaskSpec, _batch_error, dispatch, raise_failure
+from .errors import ConfigError
+from .execution import Execution
+from .options import RunOptions, default_workers
+from .progress import make_progress
+from .result_queue import QueueCall, wants_queue
+from .statistics import Statistics, StatisticsCollector
+from .stream import ResultStream
+from .task import Batch, BatchResult, FunctionHandle, WorkerSetup, run_batch
+
+__all__ = ["Parallelize"]
+
+
+def _check_callable(func: Any) -> None:
+    if not callable(func):
+        raise ConfigError(f"func must be callable (a function, method or object with __call__), got {func!r}")
+
+
+def _length(iterable: Any) -> int | None:
+    """``len(iterable)`` when it is cheap and meaningful, else ``None``."""
+    if hasattr(iterable, "__len__") and not hasattr(iterable, "__next__"):
+        try:
+            return len(iterable)
+        except TypeError:  # e.g. a space with a distribution axis
+            return None
+    return None
+
+
+class Parallelize:
+    """Runs a function over many inputs on a pool of workers.
+
+    Args:
+        max_workers: tasks run at once; default: the CPUs this process may use.
+            ``threads=`` and ``workers=`` are accepted as aliases.
+        backend: ``"thread"`` (default), ``"process"``, ``"serial"`` or ``"dask"``;
+            see :func:`parallelize.backends.available_backends`.
+        timeout: seconds one task may run before it fails with
+            :class:`~parallelize.errors.TaskTimeoutError`; ``None`` (default): no limit.
+        on_error: ``"raise"`` (default) stops at the first failure and re-raises it;
+            ``"collect"`` keeps going and yields a :class:`~parallelize.TaskFailure`
+            in place of the result; ``"skip"`` keeps going and drops failures.
+        retries: extra attempts for a task that raised one of ``retry_on`` (default 0).
+        retry_on: exception types to retry (default: any ``Exception``).
+        backoff: seconds before the first retry, doubled after each (default 0).
+        progress: show a tqdm progress bar of finished tasks (default False).
+        chunksize: tasks per batch; default ``None`` sizes batches adaptively.
+        initializer: ``initializer(shared_data)`` runs once in each worker; its
+            return value is that worker's ``worker_context().init_values``.
+        shared_data: read-only data available in every worker as
+            ``worker_context().shared_data``, shipped once per worker.
+        **backend_options: options of the chosen backend (e.g. ``address=`` for Dask).
+
+    Raises:
+        ConfigError: a bad option, named with what is allowed.
+
+    Example:
+        >>> with Parallelize(4, backend="process") as runner:
+        ...     squares = list(runner.map(lambda x: x * x, range(10)))
+    """
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        *,
+        threads: int | None = None,
+        workers: int | None = None,
+        backend: str = "thread",
+        timeout: float | None = None,
+        on_error: str = "raise",
+        retries: int = 0,
+        retry_on: type[BaseException] | tuple[type[BaseException], ...] = (Exception,),
+        backoff: float = 0.0,
+        progress: bool = False,
+        chunksize: int | None = None,
+        initializer: Callable[[Any], Any] | None = None,
+        shared_data: Any = None,
+        **backend_options: Any,
+    ) -> None:
+        given = {k: v for k, v in (("max_workers", max_workers), ("threads", threads), ("workers", workers)) if v is not None}
+        if len(given) > 1:
+            raise ConfigError(f"give the number of workers once; got {given}")
+        n = next(iter(given.values()), None)
+        if initializer is not None:
+            _check_callable(initializer)
+        self.options = RunOptions(
+            max_workers=default_workers() if n is None else n,
+            backend=backend,
+            timeout=timeout,
+            on_error=on_error,
+            retries=retries,
+            retry_on=retry_on if isinstance(retry_on, tuple) else (retry_on,),
+            backoff=backoff,
+            progress=progress,
+            chunksize=chunksize,
+        )
+        setup = None
+        if initializer is not None or shared_data is not None:
+            setup = WorkerSetup(uuid.uuid4().hex, initializer, shared_data)
+        self._setup = setup
+        self._backend: Backend = make_backend(backend, self.options.max_workers, setup, **backend_options)
+        self._last_execution: Execution | None = None
+        self._last_collector: StatisticsCollector | None = None
+        self._submit_collector = StatisticsCollector()
+        self._closed = False
+
+    # -- properties ----------------------------------------------------------------
+
+    @property
+    def max_workers(self) -> int:
+        """Tasks run at once."""
+        return self.options.max_workers
+
+    @property
+    def backend(self) -> Backend:
+        """The backend this runner holds."""
+        return self._backend
+
+    def __repr__(self) -> str:
+        o = self.options
+        return f"Parallelize(max_workers={o.max_workers}, backend={o.backend!r}, on_error={o.on_error!r})"
+
+    # -- the engine ------------------------------------------------------------------
+
+    def _options(self, overrides: dict[str, Any]) -> RunOptions:
+        if not overrides:
+            return self.options
+        for fixed in ("max_workers", "backend"):
+            if fixed in overrides:
+                raise ConfigError(f"{fixed} is fixed when the runner is created; make another Parallelize to change it")
+        if "retry_on" in overrides and isinstance(overrides["retry_on"], type):
+            overrides["retry_on"] = (overrides["retry_on"],)
+        return self.options.replace(**overrides)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ConfigError("this runner was shut down; create a new Parallelize to run more work")
+
+    def _start(
+        self,
+        func: Callable[..., Any],
+        items: Iterable[Any],
+        call: str,
+        options: RunOptions,
+        *,
+        ordered: bool,
+        total: int | None,
+        fixed: dict[str, Any] | None = None,
+    ) -> tuple[Any, StatisticsCollector, Any]:
+        _check_callable(func)
+        self._check_open()
+        collector = StatisticsCollector(total)
+        self._last_collector = collector
+        progress = make_progress(options.progress, total)
+        spec = TaskSpec(FunctionHandle(func), call, fixed, None)
+        batches = dispatch(
+            self._backend, spec, items, options, collector, ordered=ordered, total=total, progress=progress
+        )
+        return batches, collector, progress
+
+    # -- entry points ----------------------------------------------------------------
+
+    def run(self, func: Callable[..., Any], **kwargs: Any) -> Execution:
+        """Call ``func(**kwargs)`` once in each worker, in the background.
+
+        If ``func`` has a parameter named ``queue``, it receives a queue and
+        reports results with ``queue.put(x)`` (the original API); otherwise its
+        return value is the result. Returns at once; read the results with
+        :meth:`results`.
+
+        Args:
+            func: the function.
+            **kwargs: keyword arguments passed to every call.
+
+        Returns:
+            The running :class:`~parallelize.execution.Execution`.
+        """
+        _check_callable(func)
+        queued = wants_queue(func) and "queue" not in kwargs
+        target: Callable[..., Any] = QueueCall(func) if queued else func
+        n = self.options.max_workers
+        options = self.options.replace(chunksize=1)
+        batches, collector, progress = self._start(
+            target, [kwargs] * n, "kwargs", options, ordered=False, total=n
+        )
+        execution = Execution(
+            batches, collector, flatten=queued, skip_failures=options.on_error == "skip", progress=progress
+        )
+        self._last_execution = execution
+        return execution
+
+    def results(self, ordered: bool = False) -> Any:
+        """Stream the results of the last :meth:`run`, waiting for it to finish.
+
+        Can be called again: results are kept, not drained.
+
+        Args:
+            ordered: in input order rather than completion order.
+        """
+        if self._last_execution is None:
+            raise ConfigError("there are no results yet; call runner.run(func, ...) first")
+        return self._last_execution.results(ordered)
+
+    def map(self, func: Callable[..., Any], iterable: Iterable[Any], *, ordered: bool = True, **overrides: Any) -> ResultStream:
+        """Lazily apply ``func`` to every item of ``iterable``.
+
+        Items are pulled as workers need them and at most a few batches per
+        worker are outstanding, so a huge or infinite input is never held in
+        memory. Over a :class:`~parallelize.ParamSpace` (or any
+        :class:`~parallelize.space.Space`) each point is passed as keyword
+        arguments: ``func(**point)``.
+
+        Args:
+            func: the function, called as ``func(item)``.
+            iterable: the inputs.
+            ordered: yield in input order (default) or as tasks complete.
+            **overrides: per-call options: ``timeout``, ``on_error``, ``retries``,
+                ``retry_on``, ``backoff``, ``progress``, ``chunksize``.
+
+        Returns:
+            A :class:`~parallelize.stream.ResultStream` of the results.
+        """
+        call = "kwargs" if _is_space(iterable) else "arg"
+        return self._stream(func, iterable, call, ordered, overrides)
+
+    def starmap(self, func: Callable[..., Any], iterable: Iterable[Iterable[Any]], *, ordered: bool = True, **overrides: Any) -> ResultStream:
+        """Like :meth:`map`, calling ``func(*item)`` for each item (a tuple of arguments)."""
+        return self._stream(func, iterable, "star", ordered, overrides)
+
+    def _stream(self, func: Callable[..., Any], iterable: Iterable[Any], call: str, ordered: bool, overrides: dict[str, Any]) -> ResultStream:
+        options = self._options(overrides)
+        total = _length(iterable)
+        batches, collector, progress = self._start(func, iterable, call, options, ordered=ordered, total=total)
+        return ResultStream(batches, collector, skip_failures=options.on_error == "skip", progress=progress)
+
+    def run_batches(
+        self,
+        func: Callable[..., Any],
+        iterable: Iterable[Any],
+        *,
+        call: str = "arg",
+        ordered: bool = False,
+        fixed: dict[str, Any] | None = None,
+        background: bool = False,
+        **overrides: Any,
+    ) -> Any:
+        """The engine's batch-level interface, for layers built on the runner.
+
+        Args:
+            func: the function.
+            iterable: the inputs.
+            call: ``"arg"``, ``"star"`` or ``"kwargs"``.
+            ordered: batches in input order.
+            fixed: keyword arguments added to every call.
+            background: return a running :class:`~parallelize.execution.Execution`
+                instead of a lazy :class:`~parallelize.stream.ResultStream`.
+            **overrides: per-call options as for :meth:`map`.
+        """
+        options = self._options(overrides)
+        total = _length(iterable)
+        batches, collector, progress = self._start(
+            func, iterable, call, options, ordered=ordered, total=total, fixed=fixed
+        )
+        skip = options.on_error == "skip"
+        if background:
+            execution = Execution(batches, collector, skip_failures=skip, progress=progress)
+            self._last_execution = execution
+            return execution
+        return ResultStream(batches, collector, skip_failures=skip, progress=progress)
+
+    def submit(self, func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        """Schedule one call ``func(*args, **kwargs)``.
+
+        Returns:
+            A :class:`concurrent.futures.Future` of its value; the user's exception,
+            if any, is set on it as its own type.
+        """
+        _check_callable(func)
+        self._check_open()
+        batch = Batch(FunctionHandle(func), "star", [args], 0, fixed=kwargs)
+        collector = self._submit_collector
+        self._last_collector = collector
+        collector.submitted(1)
+        try:
+            inner = self._backend.submit(run_batch, batch)
+        except Exception as exc:
+            collector.finished(0, 1, (), "")
+            raise _batch_error(exc, [args], 0) from exc
+        outer = _LinkedFuture(inner)
+
+        def _done(f: Future[BatchResult]) -> None:
+            if f.cancelled():
+                collector.finished(0, 0, (), "", abandoned=1)
+                outer.cancel_linked()
+                return
+            try:
+                result = f.result()
+            except Exception as exc:
+                collector.finished(0, 1, (), "")
+                outer.set_exception(_batch_error(exc, [args], 0))
+                return
+            collector.finished(1 - len(result.failures), len(result.failures), result.durations, result.worker)
+            if result.failures:
+                try:
+                    raise_failure(result.values[0])
+                except BaseException as exc:
+                    outer.set_exception(exc)
+            else:
+                outer.set_result(result.values[0])
+
+        inner.add_done_callback(_done)
+        return outer
+
+    def statistics(self) -> Statistics:
+        """Statistics of the most recent ``run``, ``map`` or grid (or of ``submit`` calls).
+
+        Returns:
+            A frozen :class:`~parallelize.statistics.Statistics`, at any moment.
+        """
+        collector = self._last_collector or self._submit_collector
+        return collector.snapshot()
+
+    # -- lifetime ----------------------------------------------------------------------
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Release the workers. Further calls raise :class:`~parallelize.errors.ConfigError`.
+
+        Args:
+            wait: wait for running tasks to finish.
+            cancel_futures: cancel tasks not yet started.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        if self._last_execution is not None and wait:
+            self._last_execution.wait()
+        self._backend.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+    def __enter__(self) -> Parallelize:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        # On an error (Ctrl-C included) do not wait for queued work.
+        self.shutdown(wait=exc_type is None, cancel_futures=exc_type is not None)
+
+
+class _LinkedFuture(Future):  # type: ignore[type-arg]
+    """A future whose ``cancel`` also cancels the backend's future behind it."""
+
+    def __init__(self, inner: Future[Any]) -> None:
+        super().__init__()
+        self._inner = inner
+
+    def cancel(self) -> bool:
+        if self._inner.cancel():
+            return super().cancel()
+        return False
+
+    def cancel_linked(self) -> None:
+        super().cancel()
+
+
+def _is_space(obj: Any) -> bool:
+    try:
+        from .space import Space
+    except ImportError:  # pragma: no cover - the module ships with the package
+        return False
+    return isinstance(obj, Space)

@@ -1,0 +1,380 @@
+"""What runs inside a worker: a batch of calls to the user's function.
+
+The parent never ships one task at a time. It ships a :class:`Batch` (the
+function, how to call it, a slice of inputs and the index of the first one) and
+gets back one :class:`BatchResult`::
+
+    parent                                   worker (thread, process or remote)
+    ------                                   ------
+    Batch(func, call, items, first) --->     run_batch(batch)
+                                               for each item: time it, call it,
+                                               keep the value or a TaskFailure
+    BatchResult(values, durations,   <---    one record back per batch
+                failures, worker)
+
+Keeping the per-task bookkeeping inside the worker and returning one record per
+batch is what makes tiny tasks cheap: the parent's cost is per batch, not per
+task. The module imports nothing of parallelize but the errors, so a worker
+process only pays for this file and cloudpickle.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import threading
+import time
+import traceback
+from array import array
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import cloudpickle
+
+__all__ = [
+    "CALL_MODES",
+    "Batch",
+    "BatchResult",
+    "FunctionHandle",
+    "RemoteTraceback",
+    "TaskFailure",
+    "WorkerContext",
+    "run_batch",
+    "worker_context",
+]
+
+#: How an input item becomes a call: ``f(item)``, ``f(*item)`` or ``f(**item)``.
+CALL_MODES = ("arg", "star", "kwargs")
+
+# Items are shown in error notes; a huge argument must not make a huge message.
+_MAX_ARG_REPR = 300
+
+
+class RemoteTraceback(Exception):
+    """Carries a worker's formatted traceback as the ``__cause__`` of an error."""
+
+    def __init__(self, tb: str) -> None:
+        super().__init__(tb)
+        self.tb = tb
+
+    def __str__(self) -> str:
+        return self.tb
+
+
+@dataclass(frozen=True)
+class TaskFailure:
+    """A task that raised: the exception, where, and with which arguments.
+
+    Under ``on_error="collect"`` these appear in the results in place of a value.
+
+    Attributes:
+        index: position of the task in its input (0-based).
+        exception: the exception raised by the user's function (or a
+            :class:`~parallelize.errors.ParallelizeError` for timeouts and crashes).
+        traceback: the worker's formatted traceback, or ``""``.
+        arguments: a short ``repr`` of the task's input.
+        attempts: how many times the task was tried.
+    """
+
+    index: int
+    exception: BaseException
+    traceback: str = ""
+    arguments: str = ""
+    attempts: int = 1
+
+    @property
+    def error_type(self) -> str:
+        """The exception's class name, e.g. ``"ValueError"``."""
+        return type(self.exception).__name__
+
+    def describe(self) -> str:
+        """One line: ``"ValueError: bad value"``."""
+        return f"{self.error_type}: {self.exception}"
+
+    def __str__(self) -> str:
+        return f"<task {self.index} failed: {self.describe()}>"
+
+
+class FunctionHandle:
+    """The user's function, pickled once in the parent and cached in each worker.
+
+    Pickling a closure or a lambda with cloudpickle costs far more than running a
+    tiny task, so the parent pays it once per call of ``map`` and every worker
+    unpickles it once per handle, not once per batch.
+    """
+
+    __slots__ = ("key", "payload", "_func")
+
+    def __init__(self, func: Callable[..., Any]) -> None:
+        self._func: Callable[..., Any] | None = func
+        self.payload: bytes | None = None
+        self.key = f"{os.getpid()}-{id(self)}-{time.monotonic_ns()}"
+
+    def get(self) -> Callable[..., Any]:
+        """The function, unpickling it on first use in this process."""
+        if self._func is not None:
+            return self._func
+        func = _FUNC_CACHE.get(self.key)
+        if func is None:
+            assert self.payload is not None
+            func = cloudpickle.loads(self.payload)
+            if len(_FUNC_CACHE) >= 64:
+                _FUNC_CACHE.clear()
+            _FUNC_CACHE[self.key] = func
+        self._func = func
+        return func
+
+    def __getstate__(self) -> tuple[str, bytes]:
+        if self.payload is None:
+            self.payload = cloudpickle.dumps(self._func)
+        return (self.key, self.payload)
+
+    def __setstate__(self, state: tuple[str, bytes]) -> None:
+        self.key, self.payload = state
+        self._func = None
+
+
+_FUNC_CACHE: dict[str, Callable[..., Any]] = {}
+
+
+@dataclass(frozen=True)
+class WorkerContext:
+    """What a worker knows about itself, from :func:`worker_context`.
+
+    Attributes:
+        worker: a name unique to this worker (host, pid and thread).
+        shared_data: the runner's read-only ``shared_data``.
+        init_values: what the runner's ``initializer`` returned in this worker.
+    """
+
+    worker: str
+    shared_data: Any = None
+    init_values: Any = None
+
+
+_local = threading.local()
+_HOST = os.uname().nodename if hasattr(os, "uname") else "localhost"
+
+
+def _worker_name() -> str:
+    name = getattr(_local, "name", None)
+    if name is None or getattr(_local, "pid", None) != os.getpid():
+        name = f"{_HOST}:{os.getpid()}:{threading.current_thread().name}"
+        _local.name = name
+        _local.pid = os.getpid()
+    return name
+
+
+def worker_context() -> WorkerContext:
+    """The context of the worker running the current task.
+
+    Inside a task this gives the runner's ``shared_data`` and what its
+    ``initializer`` returned in this worker (once per worker). Outside a task it
+    gives a context with neither.
+
+    Returns:
+        The current :class:`WorkerContext`.
+    """
+    ctx = getattr(_local, "context", None)
+    if ctx is None:
+        return WorkerContext(worker=_worker_name())
+    return ctx
+
+
+class WorkerSetup:
+    """Runs the runner's initializer once per worker and remembers its result.
+
+    Backends call an instance as their per-worker ``initializer``; the batch also
+    carries it so that a worker which missed it (a Dask worker that joined late, a
+    replaced process) still initialises before its first task.
+    """
+
+    __slots__ = ("token", "initializer", "shared_data")
+
+    def __init__(self, token: str, initializer: Callable[..., Any] | None, shared_data: Any) -> None:
+        self.token = token
+        self.initializer = initializer
+        self.shared_data = shared_data
+
+    def __call__(self) -> None:
+        ctx = getattr(_local, "context", None)
+        if ctx is not None and getattr(_local, "token", None) == self.token:
+            return
+        init_values = None
+        if self.initializer is not None:
+            init_values = self.initializer(self.shared_data)
+        _local.context = WorkerContext(_worker_name(), self.shared_data, init_values)
+        _local.token = self.token
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (WorkerSetup, (self.token, _Cloud(self.initializer), _Cloud(self.shared_data)))
+
+
+class _Cloud:
+    """Pickles its value with cloudpickle (for lambdas and closures), unwraps on load."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (cloudpickle.loads, (cloudpickle.dumps(self.value),))
+
+
+@dataclass
+class Batch:
+    """A slice of consecutive tasks shipped to one worker.
+
+    Attributes:
+        func: the user's function.
+        call: one of :data:`CALL_MODES`.
+        items: the inputs, in order.
+        first: the index of ``items[0]`` in the whole input.
+        fixed: keyword arguments passed to every call.
+        setup: the per-worker initialisation, or ``None``.
+        stop_on_error: stop at the first failure (the caller will raise anyway).
+        retries: extra attempts for a task that raised one of ``retry_on``.
+        retry_on: exception types worth retrying.
+        backoff: seconds to wait before the first retry, doubled each time.
+    """
+
+    func: FunctionHandle
+    call: str
+    items: Sequence[Any]
+    first: int
+    fixed: dict[str, Any] = field(default_factory=dict)
+    setup: WorkerSetup | None = None
+    stop_on_error: bool = False
+    retries: int = 0
+    retry_on: tuple[type[BaseException], ...] = (Exception,)
+    backoff: float = 0.0
+    seq: int = 0
+
+
+@dataclass
+class BatchResult:
+    """What a worker sends back for one :class:`Batch`.
+
+    Attributes:
+        first: index of the batch's first task.
+        values: one entry per task run; a failed task's entry is its
+            :class:`TaskFailure`.
+        durations: seconds each task took in the worker (``array('d')``).
+        failures: positions (within the batch) of the failed tasks.
+        worker: the name of the worker that ran it.
+        elapsed: seconds the whole batch took in the worker.
+        seq: the batch's sequence number, set by the parent.
+        items: the batch's inputs, attached by the parent on arrival (never
+            shipped back from the worker).
+    """
+
+    first: int
+    values: list[Any]
+    durations: array
+    failures: list[int]
+    worker: str
+    elapsed: float
+    seq: int = 0
+    items: Sequence[Any] | None = None
+
+
+def _short_repr(value: Any) -> str:
+    try:
+        text = repr(value)
+    except Exception as exc:  # a broken __repr__ must not hide the real error
+        text = f"<unrepresentable {type(value).__name__}: {exc}>"
+    if len(text) > _MAX_ARG_REPR:
+        text = text[: _MAX_ARG_REPR - 3] + "..."
+    return text
+
+
+def _portable(exc: BaseException) -> BaseException:
+    """``exc`` itself if it survives pickling, else a stand-in that does.
+
+    A worker process must never fail to send back a batch because one user
+    exception holds something unpicklable (a lock, a socket, a lambda).
+    """
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:
+        try:
+            pickle.loads(cloudpickle.dumps(exc))
+            return exc
+        except Exception:
+            from .errors import PicklingError
+
+            return PicklingError(
+                f"the task raised {type(exc).__name__}: {exc}, "
+                "which could not be pickled to send it back from the worker"
+            )
+
+
+def run_batch(batch: Batch) -> BatchResult:
+    """Run every task of ``batch`` in this worker and report each one.
+
+    Never raises for a task's own error: failures are recorded in the result so
+    one bad input does not cost the rest of the batch.
+
+    Args:
+        batch: the tasks to run.
+
+    Returns:
+        The batch's :class:`BatchResult`.
+    """
+    batch_start = time.perf_counter()
+    if batch.setup is not None:
+        batch.setup()
+    func = batch.func.get()
+    fixed = batch.fixed
+    call = batch.call
+    values: list[Any] = []
+    durations = array("d")
+    failures: list[int] = []
+    append = values.append
+    record = durations.append
+    clock = time.perf_counter
+    for pos, item in enumerate(batch.items):
+        attempt = 0
+        while True:
+            attempt += 1
+            t0 = clock()
+            try:
+                if call == "arg":
+                    value = func(item, **fixed) if fixed else func(item)
+                elif call == "kwargs":
+                    value = func(**item, **fixed) if fixed else func(**item)
+                else:
+                    value = func(*item, **fixed)
+            except Exception as exc:
+                t1 = clock()
+                if attempt <= batch.retries and isinstance(exc, batch.retry_on):
+                    if batch.backoff:
+                        time.sleep(batch.backoff * 2 ** (attempt - 1))
+                    continue
+                append(
+                    TaskFailure(
+                        index=batch.first + pos,
+                        exception=_portable(exc),
+                        traceback=traceback.format_exc(),
+                        arguments=_short_repr(item),
+                        attempts=attempt,
+                    )
+                )
+                record(t1 - t0)
+                failures.append(pos)
+                break
+            else:
+                record(clock() - t0)
+                append(value)
+                break
+        if failures and batch.stop_on_error:
+            break
+    return BatchResult(
+        first=batch.first,
+        values=values,
+        durations=durations,
+        failures=failures,
+        worker=_worker_name(),
+        elapsed=time.perf_counter() - batch_start,
+        seq=batch.seq,
+    )

@@ -14,6 +14,7 @@ other settings, as tenacity's ``retry_with`` does.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import threading
 from typing import Any, Callable, Generic, Iterable, ParamSpec, TypeVar, overload
@@ -45,13 +46,14 @@ class ParallelFunction(Generic[P, R]):
         self._runner: Parallelize | None = None
         self._lock = threading.Lock()
         # Build the runner's options now so bad settings fail at decoration time.
-        if "backend" in self.settings or "max_workers" in self.settings:
-            from .options import RunOptions
+        from .options import RunOptions
 
-            RunOptions(
-                max_workers=self.settings.get("max_workers") or 1,
-                backend=self.settings.get("backend", "thread"),
-            )
+        names = {f.name for f in dataclasses.fields(RunOptions)}
+        given = {k: v for k, v in self.settings.items() if k in names}
+        if given:
+            if given.get("max_workers") is None:  # None: the default, chosen at run time
+                given["max_workers"] = 1
+            RunOptions(**given)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return self.__wrapped__(*args, **kwargs)

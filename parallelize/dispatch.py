@@ -6,31 +6,54 @@
          ^ pulled only while fewer than `window` batches are                 │
          │ outstanding, so memory is bounded for any input size              v
     caller <── BatchResult (in input order, or as completed) <── policy, stats
+                                                                             │
+    quarantine <── batches lost whole (worker crash, pickling) ──────────────┘
+         └─> rerun one at a time, halved until the culprit task is found
 
 ``dispatch`` is a generator run in the consumer's thread (``map``) or in a
 background thread (``run`` and ``ModelEvaluator``). Futures signal completion by
-putting their sequence number in a ``SimpleQueue`` from their done callback, so
-the engine sleeps in one blocking ``get`` rather than polling. Error policy,
-batch sizing, statistics and progress are applied here, once per batch.
+putting themselves in a ``SimpleQueue`` from their done callback, so the engine
+sleeps in one blocking ``get`` (with a deadline only when tasks have timeouts).
+
+Faults, and what the engine does with them:
+
+- a task raises: recorded in the worker (retried there if asked), reported as a
+  :class:`~parallelize.task.TaskFailure`; the error policy decides.
+- a batch is lost whole (its worker died, or it could not be pickled): the batch
+  goes to quarantine. Quarantined batches run alone, so a further crash is
+  certainly theirs; a guilty batch is halved until the single culprit task is
+  found, which is retried up to ``retries`` times on a fresh worker and then
+  fails with :class:`~parallelize.errors.WorkerCrashedError`. Innocent tasks
+  lost alongside it are rerun, never failed.
+- a task outlives ``timeout``: interrupted inside its process worker by SIGALRM;
+  if that does not work (stuck in native code) the parent kills the workers and
+  reruns the other batches; on threads, the parent stops waiting and abandons
+  the thread (it cannot be killed).
 """
 
 from __future__ import annotations
 
 import pickle
 import queue
+import time
+from array import array
+from collections import deque
 from concurrent.futures import BrokenExecutor, CancelledError, Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, Iterable, Iterator
 
 from .backends.base import Backend
 from .batching import BatchSizer
-from .errors import PicklingError, WorkerCrashedError
+from .errors import PicklingError, TaskTimeoutError, WorkerCrashedError
 from .options import RunOptions
 from .statistics import StatisticsCollector
-from .task import Batch, BatchResult, FunctionHandle, RemoteTraceback, TaskFailure, WorkerSetup, run_batch
+from .task import Batch, BatchResult, FunctionHandle, RemoteTraceback, TaskFailure, WorkerSetup, _short_repr, run_batch
 
 __all__ = ["TaskSpec", "dispatch", "raise_failure", "window_for"]
+
+# How often the engine wakes to check deadlines while tasks with a timeout run.
+DEADLINE_POLL_SECONDS = 0.05
 
 
 def window_for(max_workers: int) -> int:
@@ -50,7 +73,8 @@ class TaskSpec:
         func: the user's function, pickled once.
         call: ``"arg"``, ``"star"`` or ``"kwargs"`` (see :data:`~parallelize.task.CALL_MODES`).
         fixed: keyword arguments added to every call.
-        setup: per-worker initialisation, or ``None``.
+        setup: per-worker initialisation carried by each batch, or ``None``
+            (backends normally run it through their ``initializer``).
     """
 
     func: FunctionHandle
@@ -74,20 +98,41 @@ def raise_failure(failure: TaskFailure) -> None:
     raise exc
 
 
+def _is_crash(exc: BaseException) -> bool:
+    # Dask reports a task that keeps killing workers as KilledWorker; it is not
+    # a BrokenExecutor, so recognise it by name rather than importing dask here.
+    return isinstance(exc, BrokenExecutor) or type(exc).__name__ == "KilledWorker"
+
+
+def _is_pickling(exc: BaseException) -> bool:
+    if isinstance(exc, (pickle.PicklingError, PicklingError)):
+        return True
+    text = f"{exc} {exc.__cause__}".lower()
+    return isinstance(exc, (AttributeError, TypeError, RuntimeError)) and "pickl" in text
+
+
 def _batch_error(exc: BaseException, items: list[Any], first: int) -> BaseException:
     """Translate an error that lost a whole batch into one of ours."""
     span = f"tasks {first}..{first + len(items) - 1}" if len(items) > 1 else f"task {first}"
-    if isinstance(exc, BrokenExecutor) and not isinstance(exc, WorkerCrashedError):
-        text = str(exc) or type(exc).__name__
+    args = f" with arguments {_short_repr(items[0])}" if len(items) == 1 else ""
+    if isinstance(exc, (WorkerCrashedError, PicklingError, TaskTimeoutError)):
+        return exc
+    if _is_crash(exc):
+        text = str(exc).strip() or type(exc).__name__
         err: BaseException = WorkerCrashedError(
-            f"a worker died while running {span}: {text}. The likely causes are a crash in "
-            "native code, os._exit(), a kill signal, or the out-of-memory killer (check memory "
-            "use); use retries=N to rerun such tasks on a fresh worker"
+            f"a worker died while running {span}{args}: {text}\nThe likely causes are a crash in "
+            "native code (segfault), os._exit(), a kill signal, or the out-of-memory killer (check "
+            "memory use); retries=N reruns such a task on a fresh worker"
         )
-    elif isinstance(exc, (pickle.PicklingError, AttributeError, TypeError)) and "pickl" in str(exc).lower():
+    elif _is_pickling(exc):
+        cause_lines = [
+            line.strip() for line in str(exc.__cause__ or "").splitlines() if line.strip() not in ("", '"""')
+        ]
+        detail = f"{exc}" + (f" ({cause_lines[-1]})" if cause_lines else "")
         err = PicklingError(
-            f"could not send {span} to or from a worker: {exc}. Arguments, results and the "
-            "function must be picklable on the process backend; the thread backend needs no pickling"
+            f"could not send {span}{args} to or from a worker: {detail}. On the process backend the "
+            "function, its arguments and its results must be picklable (cloudpickle); the thread "
+            "backend needs no pickling"
         )
     else:
         return exc
@@ -95,13 +140,10 @@ def _batch_error(exc: BaseException, items: list[Any], first: int) -> BaseExcept
     return err
 
 
-def _failed_batch(exc: BaseException, items: list[Any], first: int, seq: int) -> BatchResult:
-    from array import array
-
-    from .task import _short_repr
-
+def _failed_batch(exc: BaseException, items: list[Any], first: int, seq: int, attempts: int = 1) -> BatchResult:
     values: list[Any] = [
-        TaskFailure(index=first + i, exception=exc, arguments=_short_repr(item)) for i, item in enumerate(items)
+        TaskFailure(index=first + i, exception=exc, arguments=_short_repr(item), attempts=attempts)
+        for i, item in enumerate(items)
     ]
     return BatchResult(
         first=first,
@@ -113,6 +155,278 @@ def _failed_batch(exc: BaseException, items: list[Any], first: int, seq: int) ->
         seq=seq,
         items=items,
     )
+
+
+@dataclass(eq=False)
+class _Slot:
+    """A batch the engine is responsible for, from submission to delivery."""
+
+    first: int
+    items: list[Any]
+    seq: int
+    future: Future[BatchResult] | None = None
+    started: float | None = None
+    crashes: int = 0
+    timeouts: int = 0
+    quarantined: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class _Engine:
+    """State of one dispatch; see the module docstring for the data flow."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        spec: TaskSpec,
+        items: Iterable[Any],
+        options: RunOptions,
+        collector: StatisticsCollector,
+        ordered: bool,
+        total: int | None,
+        progress: Any,
+    ) -> None:
+        self.backend = backend
+        self.spec = spec
+        self.it = iter(items)
+        self.options = options
+        self.collector = collector
+        self.ordered = ordered
+        self.total = total
+        self.progress = progress
+        chunksize = options.chunksize
+        if options.timeout is not None:
+            # A timeout is per task: one task per batch keeps it exact.
+            chunksize = 1
+        self.sizer = BatchSizer(options.max_workers, total, chunksize)
+        self.window = window_for(options.max_workers)
+        self.done: queue.SimpleQueue[tuple[_Slot, Future[BatchResult]]] = queue.SimpleQueue()
+        self.active: set[_Slot] = set()
+        self.quarantine: deque[_Slot] = deque()
+        self.buffered: dict[int, BatchResult] = {}
+        self.raise_first = options.on_error == "raise"
+        self.next_index = 0
+        self.next_seq = 0
+        self.next_first = 0
+        self.exhausted = False
+        self.fixed = spec.fixed or {}
+
+    # -- submission ------------------------------------------------------------------
+
+    def outstanding(self) -> int:
+        return len(self.active) + len(self.quarantine) + len(self.buffered)
+
+    def fill(self) -> None:
+        """Submit new batches while the window has room and no batch is quarantined."""
+        while not self.exhausted and not self.quarantine and self.outstanding() < self.window:
+            remaining = self.total - self.next_index if self.total is not None else None
+            n = self.sizer.next_size(remaining)
+            chunk = list(islice(self.it, n))
+            if not chunk:
+                self.exhausted = True
+                return
+            slot = _Slot(first=self.next_index, items=chunk, seq=self.next_seq)
+            self.next_index += len(chunk)
+            self.next_seq += 1
+            self.collector.submitted(len(chunk))
+            self.submit(slot)
+            if len(chunk) < n and self.total is None:
+                self.exhausted = True  # islice came up short: the input is exhausted
+
+    def submit(self, slot: _Slot) -> None:
+        o = self.options
+        batch = Batch(
+            func=self.spec.func,
+            call=self.spec.call,
+            items=slot.items,
+            first=slot.first,
+            fixed=self.fixed,
+            setup=self.spec.setup,
+            stop_on_error=self.raise_first,
+            retries=o.retries,
+            retry_on=o.retry_on,
+            backoff=o.backoff,
+            timeout=o.timeout,
+            seq=slot.seq,
+        )
+        try:
+            future = self.backend.submit(run_batch, batch)
+        except Exception as exc:  # e.g. pickling checked at submission by some backends
+            future = Future()
+            future.set_exception(exc)
+        slot.future = future
+        slot.started = None
+        self.active.add(slot)
+        future.add_done_callback(lambda f, s=slot: self.done.put((s, f)))
+
+    def release_quarantine(self) -> None:
+        """Run the next quarantined batch, alone, once nothing else runs."""
+        if self.quarantine and not self.active:
+            self.submit(self.quarantine.popleft())
+
+    # -- waiting -----------------------------------------------------------------------
+
+    def wait(self) -> tuple[_Slot, Future[BatchResult]] | None:
+        """The next finished future, or ``None`` when a deadline check is due."""
+        if self.options.timeout is None:
+            return self.done.get()
+        try:
+            return self.done.get(timeout=DEADLINE_POLL_SECONDS)
+        except queue.Empty:
+            return None
+
+    def check_deadlines(self) -> list[BatchResult]:
+        """Fail batches whose task outlived the timeout; returns their results."""
+        timeout = self.options.timeout
+        assert timeout is not None
+        now = time.monotonic()
+        # Process workers interrupt their own task at `timeout`; the parent only
+        # steps in when that failed (native code ignoring signals). The slack
+        # covers a batch marked running while still queued behind another.
+        limit = timeout if not self.backend.can_kill else 2 * timeout + 1.0
+        expired: list[_Slot] = []
+        for slot in self.active:
+            fut = slot.future
+            assert fut is not None
+            if slot.started is None:
+                if fut.running() or fut.done():
+                    slot.started = now
+                continue
+            if not fut.done() and now - slot.started > limit:
+                expired.append(slot)
+        if not expired:
+            return []
+        out = []
+        killed = False
+        others = [slot for slot in self.active if slot not in expired]
+        if self.backend.can_kill:
+            # Workers cannot be killed one by one through the executor: kill all,
+            # and rerun every other batch that was running, at no cost to it.
+            self.backend.kill_workers()
+            killed = True
+        for slot in expired:
+            self.active.discard(slot)
+            if not killed and slot.future is not None:
+                self.backend.abandon(slot.future)
+            how = "its worker was killed and replaced" if killed else (
+                "the thread running it cannot be killed and was abandoned; it runs on in the background"
+            )
+            exc = TaskTimeoutError(
+                f"task {slot.first} with arguments {_short_repr(slot.items[0])} ran longer than "
+                f"timeout={timeout} s; {how}"
+            )
+            slot.timeouts += 1
+            if slot.timeouts <= self.options.retries and isinstance(exc, self.options.retry_on):
+                self.submit(slot)
+                continue
+            out.append(_failed_batch(exc, slot.items, slot.first, slot.seq, attempts=slot.timeouts))
+        if killed:
+            for slot in others:
+                fut = slot.future
+                if fut is not None and fut.done() and not fut.cancelled() and fut.exception() is None:
+                    continue  # finished before the kill; its result is on the queue
+                self.active.discard(slot)
+                self.submit(slot)
+        return out
+
+    # -- completion --------------------------------------------------------------------
+
+    def complete(self, slot: _Slot, future: Future[BatchResult]) -> BatchResult | None:
+        """Turn a finished future into a result, or requeue its batch; ``None`` if requeued."""
+        if slot not in self.active or slot.future is not future:
+            return None  # a stale future of a batch already resubmitted or abandoned
+        self.active.discard(slot)
+        try:
+            result = future.result()
+        except CancelledError as exc:
+            # Cancelled from outside (a cluster shutting down): report, never stall.
+            return _failed_batch(exc, slot.items, slot.first, slot.seq)
+        except Exception as exc:
+            return self.lost(slot, exc)
+        result.seq = slot.seq
+        result.items = slot.items
+        return result
+
+    def lost(self, slot: _Slot, exc: BaseException) -> BatchResult | None:
+        """A batch came back with no results at all: isolate the cause."""
+        crash = _is_crash(exc)
+        pickling = _is_pickling(exc)
+        if not (crash or pickling):
+            err = _batch_error(exc, slot.items, slot.first)
+            return _failed_batch(err, slot.items, slot.first, slot.seq)
+        if len(slot.items) > 1:
+            # Which task is guilty is unknown: halve the batch and try both halves alone.
+            half = len(slot.items) // 2
+            a = _Slot(first=slot.first, items=slot.items[:half], seq=slot.seq, quarantined=True)
+            b = _Slot(first=slot.first + half, items=slot.items[half:], seq=slot.seq, quarantined=True)
+            if crash and not slot.quarantined:
+                # Lost alongside others: it may be innocent. Rerun whole, alone, first.
+                slot.quarantined = True
+                self.quarantine.appendleft(slot)
+            else:
+                self.quarantine.extendleft([b, a])
+            return None
+        if crash and not slot.quarantined:
+            slot.quarantined = True
+            self.quarantine.appendleft(slot)
+            return None
+        # One task, and (for crashes) it ran alone: it is certainly the culprit.
+        err = _batch_error(exc, slot.items, slot.first)
+        if crash:
+            slot.crashes += 1
+            if slot.crashes <= self.options.retries:
+                self.quarantine.appendleft(slot)
+                return None
+        return _failed_batch(err, slot.items, slot.first, slot.seq, attempts=max(slot.crashes, 1))
+
+    def account(self, result: BatchResult) -> None:
+        n_run = len(result.values)
+        n_failed = len(result.failures)
+        retried = sum(max(getattr(result.values[p], "attempts", 1) - 1, 0) for p in result.failures)
+        items = result.items if result.items is not None else result.values
+        self.collector.finished(
+            n_run - n_failed,
+            n_failed,
+            result.durations,
+            result.worker,
+            retried=retried,
+            abandoned=len(items) - n_run,
+        )
+        if result.worker:
+            self.sizer.observe(n_run, result.elapsed)
+        if self.progress is not None:
+            self.progress.update(n_run)
+
+    def deliver(self, result: BatchResult) -> Iterator[BatchResult]:
+        """Apply the error policy and the ordering; yields what may go out now."""
+        self.account(result)
+        if result.failures and self.raise_first:
+            raise_failure(result.values[result.failures[0]])
+        if not self.ordered:
+            yield result
+            return
+        self.buffered[result.first] = result
+        while self.next_first in self.buffered:
+            out = self.buffered.pop(self.next_first)
+            self.next_first += len(out.items) if out.items is not None else len(out.values)
+            yield out
+
+    def cancel(self, kill: bool) -> None:
+        """Cancel what has not started; on Ctrl-C also stop what is running."""
+        slots = list(self.active) + list(self.quarantine)
+        for slot in slots:
+            self.collector.finished(0, 0, (), "", abandoned=len(slot.items))
+        self.active.clear()
+        self.quarantine.clear()
+        self.collector.close()
+        if kill and self.backend.can_kill and slots:
+            # Killing fails every pending future from the executor's side;
+            # cancelling them first as well makes loky trip over them.
+            self.backend.kill_workers()
+            return
+        for slot in slots:
+            if slot.future is not None:
+                slot.future.cancel()
 
 
 def dispatch(
@@ -132,7 +446,7 @@ def dispatch(
         backend: where batches run.
         spec: the function and how to call it.
         items: the inputs; pulled lazily.
-        options: the run's options (policy, retries, chunksize...).
+        options: the run's options (policy, retries, timeout, chunksize...).
         collector: receives statistics.
         ordered: yield batches in input order (else as they complete).
         total: number of items if known.
@@ -144,117 +458,28 @@ def dispatch(
     Raises:
         Exception: under ``on_error="raise"``, the first task's error, as its own type.
     """
-    it = iter(items)
-    sizer = BatchSizer(options.max_workers, total, options.chunksize)
-    window = window_for(options.max_workers)
-    done: queue.SimpleQueue[int] = queue.SimpleQueue()
-    inflight: dict[int, tuple[Future[BatchResult], list[Any], int]] = {}
-    buffered: dict[int, BatchResult] = {}
-    raise_first = options.on_error == "raise"
-    next_index = 0
-    next_seq = 0
-    yield_seq = 0
-    exhausted = False
+    engine = _Engine(backend, spec, items, options, collector, ordered, total, progress)
     interrupted = False
-    fixed = spec.fixed or {}
     try:
         while True:
-            while not exhausted and len(inflight) + len(buffered) < window:
-                remaining = total - next_index if total is not None else None
-                n = sizer.next_size(remaining)
-                chunk = list(islice(it, n))
-                if not chunk:
-                    exhausted = True
-                    break
-                batch = Batch(
-                    func=spec.func,
-                    call=spec.call,
-                    items=chunk,
-                    first=next_index,
-                    fixed=fixed,
-                    setup=spec.setup,
-                    stop_on_error=raise_first,
-                    retries=options.retries,
-                    retry_on=options.retry_on,
-                    backoff=options.backoff,
-                    seq=next_seq,
-                )
-                try:
-                    future = backend.submit(run_batch, batch)
-                except Exception as exc:
-                    err = _batch_error(exc, chunk, next_index)
-                    if raise_first:
-                        raise err from exc
-                    future = Future()
-                    future.set_exception(err)
-                collector.submitted(len(chunk))
-                inflight[next_seq] = (future, chunk, next_index)
-                future.add_done_callback(lambda _f, s=next_seq: done.put(s))
-                next_index += len(chunk)
-                next_seq += 1
-                if len(chunk) < n and total is None:
-                    # islice came up short: the input is exhausted.
-                    exhausted = True
-            if ordered and yield_seq in buffered:
-                yield buffered.pop(yield_seq)
-                yield_seq += 1
+            engine.fill()
+            engine.release_quarantine()
+            if not engine.active and not engine.quarantine:
+                if engine.exhausted or engine.outstanding() >= engine.window:
+                    if engine.buffered:  # pragma: no cover - ordering invariant
+                        raise AssertionError(f"results stuck behind task {engine.next_first}")
+                    return
                 continue
-            if not inflight:
-                if buffered:  # pragma: no cover - ordered bookkeeping invariant
-                    raise AssertionError(f"results stuck behind batch {yield_seq}")
-                return
-            seq = done.get()
-            future, chunk, first = inflight.pop(seq)
-            try:
-                result = future.result()
-                result.seq = seq
-                result.items = chunk
-            except CancelledError:
-                collector.finished(0, 0, (), "", abandoned=len(chunk))
+            got = engine.wait()
+            if got is None:
+                for result in engine.check_deadlines():
+                    yield from engine.deliver(result)
                 continue
-            except Exception as exc:
-                err = _batch_error(exc, chunk, first)
-                if raise_first:
-                    collector.finished(0, len(chunk), (), "")
-                    raise err from (exc if err is not exc else None)
-                result = _failed_batch(err, chunk, first, seq)
-            n_run = len(result.values)
-            n_failed = len(result.failures)
-            retried = sum(max(result.values[p].attempts - 1, 0) for p in result.failures)
-            collector.finished(
-                n_run - n_failed, n_failed, result.durations, result.worker,
-                retried=retried, abandoned=len(chunk) - n_run,
-            )
-            sizer.observe(n_run, result.elapsed)
-            if progress is not None:
-                progress.update(n_run)
-            if n_failed and raise_first:
-                raise_failure(result.values[result.failures[0]])
-            if ordered:
-                buffered[seq] = result
-            else:
-                yield result
+            result = engine.complete(*got)
+            if result is not None:
+                yield from engine.deliver(result)
     except KeyboardInterrupt:
         interrupted = True
         raise
     finally:
-        _cancel(inflight, backend, kill=interrupted, collector=collector)
-
-
-def _cancel(
-    inflight: dict[int, tuple[Future[BatchResult], list[Any], int]],
-    backend: Backend,
-    *,
-    kill: bool,
-    collector: StatisticsCollector,
-) -> None:
-    """Cancel what has not started; on Ctrl-C also stop what is running."""
-    running = False
-    for future, chunk, _first in inflight.values():
-        if not future.cancel() and not future.done():
-            running = True
-        collector.finished(0, 0, (), "", abandoned=len(chunk))
-    inflight.clear()
-    collector.close()
-    if kill and running and backend.can_kill:
-        backend.kill_workers()
+        engine.cancel(kill=interrupted)

@@ -21,7 +21,7 @@ import random
 from abc import ABC, abstractmethod
 from typing import Any, NoReturn
 
-from parallelize.errors import ConfigError
+from .errors import ConfigError
 
 __all__ = [
     "Distribution",
@@ -217,9 +217,7 @@ class RandInt(Distribution):
             if isinstance(v, bool) or not isinstance(v, int):
                 raise ConfigError(f"randint {name} must be an int, got {v!r}")
         if not low < high:
-            raise ConfigError(
-                f"randint needs low < high (high is exclusive), got low={low!r}, high={high!r}"
-            )
+            raise ConfigError(f"randint needs low < high (high is exclusive), got low={low!r}, high={high!r}")
         super().__init__(low, high)
 
     def _draw(self, rng: random.Random) -> int:

@@ -34,11 +34,12 @@ class ModelEvaluator:
         self._execution: Execution | None = None
         self.space: Any = None
 
-    def run(self, func: Callable[..., Any], space: Any = None, /, **params: Any) -> Execution:
+    def run(self, func: Callable[..., Any] | None = None, space: Any = None, /, **params: Any) -> Execution:
         """Start calling ``func(**point)`` for every point of the grid; return at once.
 
         Args:
-            func: the function to evaluate.
+            func: the function to evaluate; may also be given as ``func=`` (as the
+                original README does), so no grid parameter can be named ``func``.
             space: a :class:`~parallelize.ParamSpace` (or any space) to sweep; optional.
             **params: more parameters: an iterable (not a string) is an axis of
                 the grid, anything else is passed as is. Combined with ``space``
@@ -48,9 +49,19 @@ class ModelEvaluator:
 
         Returns:
             The running :class:`~parallelize.execution.Execution`.
+
+        Raises:
+            ConfigError: no function, the function given twice, or no parameters.
         """
         from .space import ParamSpace, Space
 
+        if "func" in params:
+            if space is not None:
+                raise ConfigError("the function was given twice: positionally and as func=")
+            # run(space, func=f): the one positional argument is the space.
+            func, space = params.pop("func"), func
+        if func is None:
+            raise ConfigError("nothing to run: give the function, evaluator.run(func, **params)")
         overrides = params.pop("options", None) or {}
         grid: Any
         if space is not None and not isinstance(space, Space):

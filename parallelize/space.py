@@ -22,7 +22,7 @@ So ``10 * (a + b) * c`` is ten copies of ``a``'s points then ``b``'s, each
 combined with every point of ``c``. Nothing is materialised: ``len`` is
 arithmetic, ``space[i]`` computes the i-th point by index arithmetic, iteration is
 a generator, and :meth:`Space.sample` draws indices, so a space of 10**12 points
-samples in microseconds. An axis may also be a distribution (anything with
+samples in milliseconds. An axis may also be a distribution (anything with
 ``rvs(random_state=...)``, see :mod:`parallelize.distributions`); such a space has
 no length and can only be sampled.
 
@@ -43,14 +43,15 @@ import numbers
 import operator
 import random
 import re
+import sys
 import types
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, NoReturn
 
-from parallelize.distributions import Draw as _Draw
-from parallelize.distributions import is_distribution
-from parallelize.errors import ConfigError, check_choice
+from .distributions import Draw as _Draw
+from .distributions import is_distribution
+from .errors import ConfigError, check_choice
 
 __all__ = [
     "ParamSpace",
@@ -87,7 +88,7 @@ class Params(Mapping[str, Any]):
     _data: dict[str, Any]
     _hash: int
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, /, *args: Any, **kwargs: Any) -> None:
         data = dict(*args, **kwargs)
         bad = [k for k in data if not isinstance(k, str)]
         if bad:
@@ -196,6 +197,8 @@ class Space(ABC):
 
     def _draw(self, d: _Draw) -> Params:
         """One random point; each call independent (sampling with replacement)."""
+        if not self.size:
+            raise ConfigError(f"cannot sample from an empty space: {self!r}")
         return self._point(d.rng.randrange(self.size))
 
     def _infinite_message(self) -> str:
@@ -327,8 +330,15 @@ class Space(ABC):
         if not replace:
             if k > n:
                 raise ConfigError(f"cannot sample k={k} points without replacement from a space of len {n}")
-            # random.sample on a range draws distinct indices without materialising it.
-            return [self._point(i) for i in rng.sample(range(n), k)]
+            if n <= sys.maxsize:
+                # random.sample on a range draws distinct indices without materialising it.
+                indices = rng.sample(range(n), k)
+            else:  # random.sample needs len(); with k << n, rejection rarely repeats
+                chosen: dict[int, None] = {}
+                while len(chosen) < k:
+                    chosen.setdefault(rng.randrange(n))
+                indices = list(chosen)
+            return [self._point(i) for i in indices]
         if n == 0 and k:
             raise ConfigError(f"cannot sample k={k} points from an empty space")
         return [self._point(rng.randrange(n)) for _ in range(k)]
@@ -428,7 +438,7 @@ class ParamSpace(Space):
     _keys: tuple[str, ...]
     _scalars: frozenset[str]
 
-    def __init__(self, **axes: Any) -> None:
+    def __init__(self, /, **axes: Any) -> None:
         normal = {k: _as_axis(k, v) for k, v in axes.items()}
         object.__setattr__(self, "_axes", {k: a for k, (a, _) in normal.items()})
         object.__setattr__(self, "_keys", tuple(axes))
@@ -459,12 +469,12 @@ class ParamSpace(Space):
             i, r = divmod(i, len(axis))
             values.append(axis[r])
         values.reverse()
-        return Params._of(dict(zip(self._keys, values)))
+        return Params._of(dict(zip(self._keys, values, strict=True)))
 
     def _iter(self) -> Iterator[Params]:
         keys = self._keys
         for values in _product_iter([self._axes[k] for k in keys]):
-            yield Params._of(dict(zip(keys, values)))
+            yield Params._of(dict(zip(keys, values, strict=True)))
 
     def _draw(self, d: _Draw) -> Params:
         data = {}
@@ -808,7 +818,7 @@ class ZipSpace(Space):
         return _merge(p._point(i) for p in self._parts)
 
     def _iter(self) -> Iterator[Params]:
-        for combo in zip(*(p._iter() for p in self._parts)):
+        for combo in zip(*(p._iter() for p in self._parts), strict=True):
             yield _merge(combo)
 
     def __repr__(self) -> str:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 import threading
 import time
 import traceback
@@ -235,6 +236,10 @@ class Batch:
         retries: extra attempts for a task that raised one of ``retry_on``.
         retry_on: exception types worth retrying.
         backoff: seconds to wait before the first retry, doubled each time.
+        timeout: seconds one task may run; enforced here with SIGALRM when the
+            batch runs in a process's main thread (process workers, the serial
+            backend), and by the parent otherwise.
+        seq: the batch's sequence number in its run.
     """
 
     func: FunctionHandle
@@ -247,6 +252,7 @@ class Batch:
     retries: int = 0
     retry_on: tuple[type[BaseException], ...] = (Exception,)
     backoff: float = 0.0
+    timeout: float | None = None
     seq: int = 0
 
 
@@ -309,6 +315,49 @@ def _portable(exc: BaseException) -> BaseException:
             )
 
 
+class _Alarm:
+    """Interrupts a task that outlives its timeout, from SIGALRM, in a main thread.
+
+    Only a process's main thread receives signals, so this covers process
+    workers and the serial backend; elsewhere the parent enforces the timeout.
+    """
+
+    def __init__(self, timeout: float | None) -> None:
+        self.timeout = timeout
+        self.active = (
+            timeout is not None
+            and hasattr(signal, "setitimer")
+            and threading.current_thread() is threading.main_thread()
+        )
+        self._previous: Any = None
+
+    def _fire(self, signum: int, frame: Any) -> None:
+        from .errors import TaskTimeoutError
+
+        raise TaskTimeoutError(
+            f"the task ran longer than timeout={self.timeout} s and was interrupted; "
+            "raise the timeout or make the task shorter"
+        )
+
+    def __enter__(self) -> _Alarm:
+        if self.active:
+            self._previous = signal.signal(signal.SIGALRM, self._fire)
+        return self
+
+    def arm(self) -> None:
+        if self.active:
+            signal.setitimer(signal.ITIMER_REAL, self.timeout)  # type: ignore[arg-type]
+
+    def disarm(self) -> None:
+        if self.active:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.active:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self._previous)
+
+
 def run_batch(batch: Batch) -> BatchResult:
     """Run every task of ``batch`` in this worker and report each one.
 
@@ -330,22 +379,53 @@ def run_batch(batch: Batch) -> BatchResult:
     values: list[Any] = []
     durations = array("d")
     failures: list[int] = []
+    alarm = _Alarm(batch.timeout)
+    with alarm:
+        _run_items(batch, func, fixed, call, alarm, values, durations, failures)
+    return BatchResult(
+        first=batch.first,
+        values=values,
+        durations=durations,
+        failures=failures,
+        worker=_worker_name(),
+        elapsed=time.perf_counter() - batch_start,
+        seq=batch.seq,
+    )
+
+
+def _run_items(
+    batch: Batch,
+    func: Callable[..., Any],
+    fixed: dict[str, Any],
+    call: str,
+    alarm: _Alarm,
+    values: list[Any],
+    durations: array,
+    failures: list[int],
+) -> None:
     append = values.append
     record = durations.append
     clock = time.perf_counter
+    timed = alarm.active
     for pos, item in enumerate(batch.items):
         attempt = 0
         while True:
             attempt += 1
             t0 = clock()
             try:
+                if timed:
+                    alarm.arm()
                 if call == "arg":
                     value = func(item, **fixed) if fixed else func(item)
                 elif call == "kwargs":
                     value = func(**item, **fixed) if fixed else func(**item)
                 else:
                     value = func(*item, **fixed)
+                if timed:
+                    alarm.disarm()
             except Exception as exc:
+                if timed:
+                    alarm.disarm()
                 t1 = clock()
                 if attempt <= batch.retries and isinstance(exc, batch.retry_on):
                     if batch.backoff:
@@ -369,12 +449,3 @@ def run_batch(batch: Batch) -> BatchResult:
                 break
         if failures and batch.stop_on_error:
             break
-    return BatchResult(
-        first=batch.first,
-        values=values,
-        durations=durations,
-        failures=failures,
-        worker=_worker_name(),
-        elapsed=time.perf_counter() - batch_start,
-        seq=batch.seq,
-    )

@@ -57,5 +57,9 @@ class Backend(abc.ABC):
         Only meaningful where :attr:`can_kill` is true; the default does nothing.
         """
 
+    def abandon(self, future: Future[Any]) -> None:
+        """The caller stopped waiting for ``future`` (its task timed out) and will
+        not kill it. The default does nothing."""
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} max_workers={self.max_workers}>"

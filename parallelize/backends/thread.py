@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable
 
@@ -29,9 +30,22 @@ class ThreadBackend(Backend):
         self._pool = ThreadPoolExecutor(
             max_workers=max_workers, thread_name_prefix="parallelize", initializer=initializer
         )
+        self._abandoned = 0
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         return self._pool.submit(fn, *args, **kwargs)
 
+    def abandon(self, future: Future[Any]) -> None:
+        """A task timed out: its thread cannot be stopped, so stop waiting for it."""
+        self._abandoned += 1
+        warnings.warn(
+            "a task on the thread backend outlived its timeout; its thread cannot be killed "
+            "and keeps running until the task returns (the interpreter waits for it at exit). "
+            "Use backend='process' to have hung tasks killed.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+        # Waiting would hang on a thread abandoned after a timeout.
+        self._pool.shutdown(wait=wait and not self._abandoned, cancel_futures=cancel_futures)

@@ -55,6 +55,7 @@ def cv_score(C: float, gamma: float, folds: int) -> tuple[float, float]:
 
 
 def main() -> None:
+    """Parse the command line, run the grid search and print the ranking and statistics."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a 2 x 2 grid with 3 folds (a few seconds)")
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: all CPUs)")

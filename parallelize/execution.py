@@ -13,11 +13,17 @@ called any number of times and ``statistics()`` at any moment.
 
 from __future__ import annotations
 
+import os
 import threading
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from .statistics import Statistics, StatisticsCollector
 from .task import BatchResult
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import pandas as pd
+
+    from .writer import WriteSummary
 
 __all__ = ["Execution"]
 
@@ -32,6 +38,8 @@ class Execution:
             (the ``queue`` style of ``Parallelize.run``).
         skip_failures: leave failed tasks out of ``results()``.
         progress: the progress bar to close at the end, or ``None``.
+        layout: how inputs become columns in :meth:`to_dataframe` (a
+            :class:`~parallelize.dataframe.FrameLayout`); default ``map`` style.
     """
 
     def __init__(
@@ -43,7 +51,9 @@ class Execution:
         skip_failures: bool = False,
         progress: Any = None,
         on_close: Callable[[], None] | None = None,
+        layout: Any = None,
     ) -> None:
+        self._layout = layout
         self._source = batches
         self._collector = collector
         self._flatten = flatten
@@ -167,6 +177,70 @@ class Execution:
     def statistics(self) -> Statistics:
         """A frozen snapshot of this run's statistics, at any moment."""
         return self._collector.snapshot()
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """Wait for the run to end and return every result as a DataFrame.
+
+        One row per task, in input order (a task that returned a list of dicts
+        gives one row per dict): the parameters as columns, the outputs (a
+        dict's keys, else ``result``), ``duration`` (seconds), ``worker`` and
+        ``error`` (``"Type: message"`` for a failure under ``on_error="collect"``).
+        The index is the task's input position, named ``task``. See
+        :mod:`parallelize.dataframe` for the exact rules. Callable repeatedly.
+
+        Returns:
+            A :class:`pandas.DataFrame`.
+
+        Raises:
+            Exception: the error that stopped the run (``on_error="raise"``).
+        """
+        from .dataframe import results_frame
+
+        return results_frame(self.batches(ordered=True), self._layout, skip_failures=self._skip, flatten=self._flatten)
+
+    def to_files(
+        self,
+        folder: str | os.PathLike[str],
+        *,
+        max_rows: int = 10_000,
+        max_mem: float | None = None,
+        format: str = "parquet",
+        reduce_mem_usage: bool = False,
+        overwrite: bool = False,
+    ) -> WriteSummary:
+        """Write the results to files in input order as the run produces them.
+
+        Rows (as in :meth:`to_dataframe`) go every ``max_rows`` rows to
+        ``part-000000.parquet``, ``part-000001.parquet``...; returns when the run
+        has ended. Read them back with :func:`parallelize.read_results`. See
+        :func:`parallelize.writer.write_results`.
+
+        Args:
+            folder: the output folder, created if needed.
+            max_rows: rows per file (default 10,000).
+            max_mem: split a file further so that its rows take at most this many
+                megabytes (2**20 bytes) in memory; default ``None``: no limit.
+            format: ``"parquet"`` (default; needs pyarrow) or ``"csv"``.
+            reduce_mem_usage: downcast numeric columns of each file first
+                (values unchanged; see :func:`parallelize.reduce_mem_usage`).
+            overwrite: replace results already in ``folder`` (else an error).
+
+        Returns:
+            A :class:`~parallelize.writer.WriteSummary` (files, rows, bytes).
+
+        Raises:
+            ConfigError: a bad option, or ``folder`` already holds results.
+            BackendUnavailableError: Parquet requested and pyarrow is missing.
+            Exception: the error that stopped the run, once the rows before it
+                are written.
+        """
+        from .writer import write_results
+
+        return write_results(
+            self.batches(ordered=True), folder, layout=self._layout, skip_failures=self._skip,
+            flatten=self._flatten, max_rows=max_rows, max_mem=max_mem, format=format,
+            reduce_mem_usage=reduce_mem_usage, overwrite=overwrite,
+        )
 
     def cancel(self, wait: bool = True) -> None:
         """Stop the run: queued tasks are cancelled, running ones finish.

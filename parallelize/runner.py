@@ -220,7 +220,9 @@ class Parallelize:
             raise ConfigError("there are no results yet; call runner.run(func, ...) first")
         return self._last_execution.results(ordered)
 
-    def map(self, func: Callable[..., Any], iterable: Iterable[Any], *, ordered: bool = True, **overrides: Any) -> ResultStream:
+    def map(
+        self, func: Callable[..., Any], iterable: Iterable[Any], *, ordered: bool = True, checkpoint: Any = None, **overrides: Any
+    ) -> ResultStream:
         """Lazily apply ``func`` to every item of ``iterable``.
 
         Items are pulled as workers need them and at most a few batches per
@@ -233,17 +235,33 @@ class Parallelize:
             func: the function, called as ``func(item)``.
             iterable: the inputs.
             ordered: yield in input order (default) or as tasks complete.
+            checkpoint: a folder (or :class:`~parallelize.checkpoint.Checkpoint`)
+                where each finished task is recorded before it is yielded; a
+                rerun computes only what is missing. Default ``None``: no checkpoint.
             **overrides: per-call options: ``timeout``, ``on_error``, ``retries``,
                 ``retry_on``, ``backoff``, ``progress``, ``chunksize``.
 
         Returns:
             A :class:`~parallelize.stream.ResultStream` of the results.
+
+        Raises:
+            ResumeMismatchError: ``checkpoint`` holds results for other inputs.
         """
         call = "kwargs" if _is_space(iterable) else "arg"
+        if checkpoint is not None:
+            from .checkpoint import resume
+
+            return resume(self, func, iterable, call=call, ordered=ordered, overrides=overrides, checkpoint=checkpoint)
         return self._stream(func, iterable, call, ordered, overrides)
 
-    def starmap(self, func: Callable[..., Any], iterable: Iterable[Iterable[Any]], *, ordered: bool = True, **overrides: Any) -> ResultStream:
+    def starmap(
+        self, func: Callable[..., Any], iterable: Iterable[Iterable[Any]], *, ordered: bool = True, checkpoint: Any = None, **overrides: Any
+    ) -> ResultStream:
         """Like :meth:`map`, calling ``func(*item)`` for each item (a tuple of arguments)."""
+        if checkpoint is not None:
+            from .checkpoint import resume
+
+            return resume(self, func, iterable, call="star", ordered=ordered, overrides=overrides, checkpoint=checkpoint)
         return self._stream(func, iterable, "star", ordered, overrides)
 
     def _stream(self, func: Callable[..., Any], iterable: Iterable[Any], call: str, ordered: bool, overrides: dict[str, Any]) -> ResultStream:
@@ -261,6 +279,7 @@ class Parallelize:
         ordered: bool = False,
         fixed: dict[str, Any] | None = None,
         background: bool = False,
+        checkpoint: Any = None,
         **overrides: Any,
     ) -> Any:
         """The engine's batch-level interface, for layers built on the runner.
@@ -273,8 +292,19 @@ class Parallelize:
             fixed: keyword arguments added to every call.
             background: return a running :class:`~parallelize.execution.Execution`
                 instead of a lazy :class:`~parallelize.stream.ResultStream`.
+            checkpoint: a folder to record finished tasks in and resume from, as for :meth:`map`.
             **overrides: per-call options as for :meth:`map`.
         """
+        if checkpoint is not None:
+            from .checkpoint import resume
+
+            resumed = resume(
+                self, func, iterable, call=call, ordered=ordered, overrides=overrides,
+                checkpoint=checkpoint, fixed=fixed, background=background,
+            )
+            if background:
+                self._last_execution = resumed
+            return resumed
         options = self._options(overrides)
         total = _length(iterable)
         batches, collector, progress = self._start(

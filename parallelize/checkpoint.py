@@ -1,0 +1,817 @@
+"""Checkpoints: resume a run after a crash, computing only what is missing.
+
+With ``checkpoint=FOLDER``, every finished task is written to a journal in
+``FOLDER`` before its result is handed to the caller. A rerun reads the journal,
+checks that the stored inputs are still the inputs at those positions, runs only
+the missing positions and merges old and new results back into input order::
+
+    input ──enumerate──> position stored? ──yes──> stored value ──────────────┐
+                                │ no                                           v
+                                └─> runner (only missing items) ─> journal ─> merge in
+                                                                   (fsync)    input order
+
+Folder layout:
+
+- ``checkpoint.json``: the format version and the call mode (``map``, ``starmap``
+  or keyword points), written atomically (temp file, fsync, rename).
+- ``journal-<time>-<pid>-<id>.log``: one append-only file per run. Each record
+  holds one finished batch (position, input hash, encoded result per task) and is
+  framed by a magic tag, its length and a CRC-32, then fsync'd. A record torn by
+  a crash (short, or with a wrong checksum) ends the reading of that file and is
+  ignored, so its tasks simply run again; it is never mixed into results.
+
+Results are stored as tagged JSON when they are plain data (None, bool, int,
+float including nan/inf, str, bytes, complex, list, tuple, dict, set, frozenset,
+and NumPy arrays and scalars of numeric, bool, datetime or string dtypes), so that
+tuples stay tuples and ``1.0`` stays a float. Any other result is pickled with
+cloudpickle. Reading a pickle can run arbitrary code, so a checkpoint holding
+pickled results is only loaded with ``Checkpoint(folder, allow_pickle=True)``;
+by default opening it raises :class:`~parallelize.errors.ConfigError` before
+anything runs.
+
+Inputs are identified by position and a content hash
+(:func:`input_hash`), the same in every process and run.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import enum
+import hashlib
+import json
+import math
+import os
+import pickle
+import struct
+import time
+import types
+import uuid
+import zlib
+from array import array
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from itertools import chain
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import cloudpickle
+
+from .errors import ConfigError, PicklingError, ResumeMismatchError
+from .statistics import Statistics, StatisticsCollector
+from .task import BatchResult, TaskFailure, _short_repr
+
+__all__ = ["Checkpoint", "input_hash", "resume"]
+
+FORMAT = "parallelize-checkpoint"
+VERSION = 1
+MANIFEST = "checkpoint.json"
+_SEGMENT_GLOB = "journal-*.log"
+_SEGMENT_MAGIC = b"PZJOURN1"
+_RECORD_MAGIC = b"PZR1"
+_RECORD_HEADER = struct.Struct("<4sQI")  # magic, payload length, CRC-32 of the payload
+_HASH_CHARS = 32
+# Stored results at the start of the input are handed out in runs of this many,
+# so a long finished prefix never sits in memory twice.
+_PREFIX_RUN = 1024
+# Differing positions named in a ResumeMismatchError.
+_SHOWN_MISMATCHES = 10
+_NUMPY_KINDS = "biufcmMSU"
+
+
+# --------------------------------------------------------------------------- input hash
+
+
+def _is_canonical(value: Any, depth: int = 0) -> bool:
+    """Whether :func:`parallelize.params_hash` encodes ``value`` exactly (not by repr)."""
+    if depth > 100:
+        return False
+    if value is None or isinstance(value, (bool, int, float, complex, str, bytes, enum.Enum)):
+        return True
+    if type(value).__module__ == "numpy":
+        dtype = getattr(value, "dtype", None)
+        return dtype is not None and not dtype.hasobject
+    if isinstance(value, (tuple, list, set, frozenset)):
+        return all(_is_canonical(v, depth + 1) for v in value)
+    if isinstance(value, Mapping):
+        return all(_is_canonical(k, depth + 1) and _is_canonical(v, depth + 1) for k, v in value.items())
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return all(_is_canonical(getattr(value, f.name), depth + 1) for f in dataclasses.fields(value))
+    if isinstance(value, (type, types.FunctionType, types.BuiltinFunctionType)):
+        return "<" not in value.__qualname__
+    return False
+
+
+def input_hash(item: Any) -> str:
+    """A content hash of one input, the same in every process, run and machine.
+
+    Plain data (numbers, strings, bytes, containers, mappings, NumPy arrays,
+    dataclasses, enums) is hashed by value with :func:`parallelize.params_hash`,
+    which sorts sets and mappings, so ``PYTHONHASHSEED`` does not matter. Any
+    other object is hashed by its cloudpickle bytes, which are stable for a given
+    object unless it holds a set of strings (a rerun then reports a mismatch
+    rather than reusing a result).
+
+    Args:
+        item: the input.
+
+    Returns:
+        32 hex digits.
+
+    Raises:
+        ConfigError: the item can be neither encoded nor pickled.
+    """
+    from .space import params_hash
+
+    if _is_canonical(item):
+        return params_hash({"input": item}, _HASH_CHARS)
+    try:
+        data = cloudpickle.dumps(item, protocol=4)
+    except Exception as exc:
+        raise ConfigError(
+            f"cannot checkpoint the input {_short_repr(item)}: it is not plain data and cannot be "
+            f"pickled ({exc}); use inputs such as numbers, strings, tuples or dicts"
+        ) from exc
+    return "p" + hashlib.sha256(data).hexdigest()[: _HASH_CHARS - 1]
+
+
+# --------------------------------------------------------------------------- result codec
+
+
+class _NotPlain(Exception):
+    """Raised inside the encoder: the value needs a pickle."""
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _encode(value: Any) -> Any:
+    """A JSON document for ``value`` that decodes to an equal value of the same types.
+
+    Lists and scalars are themselves; everything else is a one-key object whose
+    key is a type tag (a real dict is always tagged, so tags are unambiguous).
+    """
+    t = type(value)
+    if value is None or t is bool or t is str or t is int:
+        return value
+    if t is float:
+        return value if math.isfinite(value) else {"f": repr(value)}
+    if t is list:
+        return [_encode(v) for v in value]
+    if t is tuple:
+        return {"t": [_encode(v) for v in value]}
+    if t is dict:
+        if all(type(k) is str for k in value):
+            return {"m": {k: _encode(v) for k, v in value.items()}}
+        return {"d": [[_encode(k), _encode(v)] for k, v in value.items()]}
+    if t is set or t is frozenset:
+        return {"set" if t is set else "fset": [_encode(v) for v in value]}
+    if t is bytes:
+        return {"b": _b64(value)}
+    if t is complex:
+        return {"c": [_encode(value.real), _encode(value.imag)]}
+    if t.__module__ == "numpy":
+        dtype = getattr(value, "dtype", None)
+        if dtype is None or dtype.kind not in _NUMPY_KINDS or dtype.fields is not None:
+            raise _NotPlain
+        import numpy as np
+
+        if isinstance(value, np.ndarray) and t is np.ndarray:
+            return {"nd": [dtype.str, list(value.shape), _b64(np.ascontiguousarray(value).tobytes())]}
+        if isinstance(value, np.generic):
+            return {"ns": [dtype.str, _b64(np.asarray(value).tobytes())]}
+    raise _NotPlain
+
+
+def _decode(doc: Any) -> Any:
+    if isinstance(doc, list):
+        return [_decode(v) for v in doc]
+    if not isinstance(doc, dict):
+        return doc
+    if len(doc) != 1:
+        raise ValueError(f"not a tagged value: {sorted(doc)}")
+    (tag, body), = doc.items()
+    if tag == "f":
+        if body not in ("nan", "inf", "-inf"):
+            raise ValueError(f"bad float {body!r}")
+        return float(body)
+    if tag == "t":
+        return tuple(_decode(v) for v in body)
+    if tag == "m":
+        return {k: _decode(v) for k, v in body.items()}
+    if tag == "d":
+        return {_decode(k): _decode(v) for k, v in body}
+    if tag == "set":
+        return {_decode(v) for v in body}
+    if tag == "fset":
+        return frozenset(_decode(v) for v in body)
+    if tag == "b":
+        return base64.b64decode(body)
+    if tag == "c":
+        return complex(_decode(body[0]), _decode(body[1]))
+    if tag in ("nd", "ns"):
+        import numpy as np
+
+        dtype = np.dtype(body[0])
+        if dtype.kind not in _NUMPY_KINDS or dtype.fields is not None:
+            raise ValueError(f"refusing NumPy dtype {body[0]!r}")
+        if tag == "nd":
+            shape = tuple(int(n) for n in body[1])
+            return np.frombuffer(base64.b64decode(body[2]), dtype=dtype).reshape(shape).copy()
+        return np.frombuffer(base64.b64decode(body[1]), dtype=dtype)[0]
+    raise ValueError(f"unknown tag {tag!r}")
+
+
+def _encode_result(value: Any, position: int) -> tuple[str, Any]:
+    """``("j", json_doc)`` for plain data, else ``("p", base64_pickle)``."""
+    try:
+        return "j", _encode(value)
+    except _NotPlain:
+        pass
+    except RecursionError:
+        pass
+    try:
+        return "p", _b64(cloudpickle.dumps(value))
+    except Exception as exc:
+        raise PicklingError(
+            f"the result of task {position} ({_short_repr(value)}) cannot be stored in the checkpoint: "
+            f"it is not plain data and cannot be pickled ({exc}); return plain data or pickleable objects"
+        ) from exc
+
+
+# --------------------------------------------------------------------------- journal
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One finished task as stored: input hash, result kind (j/p/-) and payload."""
+
+    hash: str
+    kind: str
+    payload: Any
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory handles
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def _read_segment(path: Path, entries: dict[int, _Entry]) -> int:
+    """Add the records of one journal file to ``entries``; return records ignored (0 or 1)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:  # removed while we listed the folder
+        return 0
+    if not data.startswith(_SEGMENT_MAGIC):
+        return 1 if data else 0
+    offset = len(_SEGMENT_MAGIC)
+    size = _RECORD_HEADER.size
+    while offset < len(data):
+        if len(data) - offset < size:
+            return 1
+        magic, length, crc = _RECORD_HEADER.unpack_from(data, offset)
+        start = offset + size
+        payload = data[start : start + length]
+        if magic != _RECORD_MAGIC or len(payload) != length or zlib.crc32(payload) != crc:
+            # A torn or damaged record: it and anything after it in this file are
+            # not trusted; those tasks run again.
+            return 1
+        try:
+            record = json.loads(payload)
+            tasks = [(int(p), str(h), str(k), v) for p, h, k, v in record["tasks"]]
+        except (ValueError, KeyError, TypeError):
+            return 1
+        for pos, h, kind, payload_doc in tasks:
+            if kind not in ("j", "p", "-"):
+                return 1
+            entries[pos] = _Entry(h, kind, payload_doc)  # a later record wins
+        offset = start + length
+    return 0
+
+
+class _JournalWriter:
+    """Appends fsync'd records to a new journal file of its own, created on first use."""
+
+    def __init__(self, folder: Path, call: str) -> None:
+        self.folder = folder
+        self.call = call
+        self._fd: int | None = None
+
+    def _open(self) -> int:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        manifest = self.folder / MANIFEST
+        if not manifest.exists():
+            tmp = self.folder / f".{MANIFEST}.{uuid.uuid4().hex}.tmp"
+            doc = {"format": FORMAT, "version": VERSION, "call": self.call, "hash": "sha256-params-v1"}
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump(doc, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, manifest)
+        name = f"journal-{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}.log"
+        fd = os.open(self.folder / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        _write_all(fd, _SEGMENT_MAGIC)
+        os.fsync(fd)
+        _fsync_dir(self.folder)  # the new file's name must survive a power cut too
+        return fd
+
+    def append(self, tasks: list[list[Any]]) -> None:
+        """Write one record of ``[position, hash, kind, payload]`` rows and fsync it."""
+        if self._fd is None:
+            self._fd = self._open()
+        payload = json.dumps({"tasks": tasks}, separators=(",", ":"), allow_nan=False).encode("utf-8")
+        _write_all(self._fd, _RECORD_HEADER.pack(_RECORD_MAGIC, len(payload), zlib.crc32(payload)) + payload)
+        os.fsync(self._fd)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+# --------------------------------------------------------------------------- checkpoint
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A folder where finished tasks are recorded so that a rerun resumes.
+
+    Pass ``checkpoint=Checkpoint(folder)`` (or just the folder) to
+    ``Parallelize.map``, ``starmap``, ``run_batches``, ``ModelEvaluator.run`` or a
+    ``@parallel`` function's ``map``/``grid``. Creating the object touches no file.
+
+    Attributes:
+        folder: the folder; created on the first finished task. It must be new,
+            empty, or a checkpoint folder.
+        allow_pickle: load results that had to be pickled (anything but plain
+            data). Loading a pickle can run code, so only allow it for folders you
+            wrote yourself. Default False: such a folder raises
+            :class:`~parallelize.errors.ConfigError` when opened.
+
+    Raises:
+        ConfigError: ``folder`` is not a path.
+    """
+
+    folder: Path
+    allow_pickle: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.folder, (str, os.PathLike)):
+            raise ConfigError(f"a checkpoint folder must be a path (str or os.PathLike), got {self.folder!r}")
+        object.__setattr__(self, "folder", Path(self.folder))
+        if not isinstance(self.allow_pickle, bool):
+            raise ConfigError(f"allow_pickle must be True or False, got {self.allow_pickle!r}")
+
+    @classmethod
+    def of(cls, value: Any) -> Checkpoint:
+        """``value`` if it is a :class:`Checkpoint`, else ``Checkpoint(value)``."""
+        return value if isinstance(value, Checkpoint) else cls(value)
+
+    # -- reading -----------------------------------------------------------------
+
+    def _manifest(self) -> dict[str, Any] | None:
+        path = self.folder / MANIFEST
+        if not self.folder.exists():
+            return None
+        if not self.folder.is_dir():
+            raise ConfigError(f"checkpoint folder {str(self.folder)!r} is a file; give a folder path")
+        if not path.exists():
+            ours = {p.name for p in self.folder.glob(_SEGMENT_GLOB)}
+            others = [p.name for p in self.folder.iterdir() if p.name not in ours and not p.name.startswith(".")]
+            if others:
+                raise ConfigError(
+                    f"folder {str(self.folder)!r} is not a parallelize checkpoint (no {MANIFEST}) and is not "
+                    f"empty (it holds {sorted(others)[:5]}); give a new or empty folder"
+                )
+            return None
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise ConfigError(f"{str(path)!r} is damaged ({exc}); delete the folder to start over") from exc
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+            raise ConfigError(f"{str(path)!r} is not a parallelize checkpoint manifest")
+        if doc.get("version") != VERSION:
+            raise ConfigError(
+                f"checkpoint {str(self.folder)!r} has format version {doc.get('version')!r}; this "
+                f"version of parallelize reads version {VERSION}. Use a new folder"
+            )
+        return doc
+
+    def _load(self) -> tuple[dict[str, Any] | None, dict[int, _Entry], int]:
+        manifest = self._manifest()
+        entries: dict[int, _Entry] = {}
+        ignored = 0
+        if self.folder.is_dir():
+            for path in sorted(self.folder.glob(_SEGMENT_GLOB)):
+                ignored += _read_segment(path, entries)
+        return manifest, entries, ignored
+
+    def completed_positions(self) -> frozenset[int]:
+        """Positions of the input whose task is recorded as finished.
+
+        Read-only and safe while a run is writing (a record being written is
+        simply not counted yet).
+        """
+        return frozenset(self._load()[1])
+
+    def is_completed(self, iterable: Iterable[Any]) -> bool:
+        """Whether every item of ``iterable`` has a finished task recorded here.
+
+        Args:
+            iterable: the inputs, as they would be passed to the run.
+
+        Returns:
+            True if a rerun would compute nothing.
+
+        Raises:
+            ResumeMismatchError: some recorded positions hold other inputs.
+        """
+        _, entries, _ = self._load()
+        it = enumerate(iterable)
+        for pos, item in it:
+            entry = entries.get(pos)
+            if entry is None:
+                return False
+            if input_hash(item) != entry.hash:
+                raise _mismatch(self.folder, entries, [(pos, item)], it)
+        return True
+
+
+def _mismatch(
+    folder: Path, entries: dict[int, _Entry], found: list[tuple[int, Any]], rest: Iterator[tuple[int, Any]] | None
+) -> ResumeMismatchError:
+    """The error for inputs that differ from the recorded ones, scanning ``rest`` for more."""
+    if rest is not None and entries:
+        last = max(entries)
+        for pos, item in rest:
+            if pos > last:
+                break
+            entry = entries.get(pos)
+            if entry is not None and input_hash(item) != entry.hash:
+                found.append((pos, item))
+    shown = ", ".join(f"{pos} (now {_short_repr(item)[:60]})" for pos, item in found[:_SHOWN_MISMATCHES])
+    more = f" and {len(found) - _SHOWN_MISMATCHES} more" if len(found) > _SHOWN_MISMATCHES else ""
+    return ResumeMismatchError(
+        f"checkpoint {str(folder)!r} holds results for other inputs at {len(found)} position(s): "
+        f"{shown}{more}. Old and new results are never mixed: restore the original inputs, or use a "
+        "new folder (or delete this one) to start over"
+    )
+
+
+# --------------------------------------------------------------------------- resume
+
+
+@dataclass
+class _Slot:
+    """One position on its way out: the input, the value (or failure), its origin."""
+
+    pos: int
+    item: Any
+    value: Any
+    failed: bool = False
+    duration: float = math.nan
+    worker: str = "checkpoint"
+
+
+def _runs(slots: list[_Slot], elapsed: float = 0.0) -> Iterator[BatchResult]:
+    """Group slots into BatchResults of consecutive positions from one origin."""
+    i = 0
+    while i < len(slots):
+        j = i + 1
+        while j < len(slots) and slots[j].pos == slots[j - 1].pos + 1 and slots[j].worker == slots[i].worker:
+            j += 1
+        part = slots[i:j]
+        yield BatchResult(
+            first=part[0].pos,
+            values=[s.value for s in part],
+            durations=array("d", [s.duration for s in part]),
+            failures=[k for k, s in enumerate(part) if s.failed],
+            worker=part[0].worker,
+            elapsed=elapsed if i == 0 else 0.0,
+            items=[s.item for s in part],
+        )
+        i = j
+
+
+class _Statistics:
+    """Statistics of the computed part of a resumed run (stored tasks are not counted)."""
+
+    def __init__(self) -> None:
+        self.stream: Any = None
+        self._empty = StatisticsCollector(0)
+
+    def snapshot(self) -> Statistics:
+        if self.stream is not None:
+            return self.stream.statistics()
+        return self._empty.snapshot()
+
+
+class _Missing:
+    """The items still to compute, as an iterable the runner can take a length of."""
+
+    def __init__(self, feed: Iterator[Any], count: int | None) -> None:
+        self._feed = feed
+        self._count = count
+
+    def __len__(self) -> int:
+        if self._count is None:
+            raise TypeError("unknown number of missing items")
+        return self._count
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._feed
+
+
+class ResumeRun:
+    """One resumed run over a checkpoint: opened and checked at once, run lazily.
+
+    Args:
+        runner: the :class:`~parallelize.Parallelize` runner computing missing items.
+        func: the function.
+        iterable: all inputs, in order.
+        call: ``"arg"``, ``"star"`` or ``"kwargs"``.
+        ordered: yield in input order (else stored results first, then as completed).
+        checkpoint: the folder or :class:`Checkpoint`.
+        overrides: per-call options for the runner.
+        fixed: keyword arguments added to every call.
+        store_values: record results (False records only that a task finished).
+        commit: called with ``(positions, items, values)`` of a batch's successful
+            tasks after they are computed and before they are recorded; if it raises,
+            the batch is not recorded.
+
+    Raises:
+        ConfigError: a bad folder, or pickled results without ``allow_pickle``.
+        ResumeMismatchError: a sized input differs from the recorded inputs.
+    """
+
+    def __init__(
+        self,
+        runner: Any,
+        func: Callable[..., Any],
+        iterable: Iterable[Any],
+        *,
+        call: str,
+        ordered: bool,
+        checkpoint: Any,
+        overrides: dict[str, Any] | None = None,
+        fixed: dict[str, Any] | None = None,
+        store_values: bool = True,
+        commit: Callable[[list[int], list[Any], list[Any]], None] | None = None,
+    ) -> None:
+        if not callable(func):
+            raise ConfigError(f"func must be callable (a function, method or object with __call__), got {func!r}")
+        self.checkpoint = Checkpoint.of(checkpoint)
+        self._runner = runner
+        self._func = func
+        self._iterable = iterable
+        self._call = call
+        self._ordered = ordered
+        self._overrides = dict(overrides or {})
+        options = runner._options(dict(self._overrides))  # validates now, not at the first result
+        self._skip = options.on_error == "skip"
+        self._fixed = fixed
+        self._store = store_values
+        self._commit = commit
+        self.statistics = _Statistics()
+        manifest, self._entries, self.ignored_records = self.checkpoint._load()
+        folder = self.checkpoint.folder
+        if manifest is not None and manifest.get("call") != call:
+            raise ResumeMismatchError(
+                f"checkpoint {str(folder)!r} was written by a run calling func with call mode "
+                f"{manifest.get('call')!r}; this run uses {call!r} (map: 'arg', starmap: 'star', "
+                "parameter spaces: 'kwargs'). Use a new folder"
+            )
+        if not self.checkpoint.allow_pickle:
+            pickled = sum(1 for e in self._entries.values() if e.kind == "p")
+            if pickled:
+                raise ConfigError(
+                    f"checkpoint {str(folder)!r} holds {pickled} pickled result(s); loading a pickle can run "
+                    "arbitrary code, so it is refused by default. If you wrote this folder yourself, pass "
+                    "checkpoint=Checkpoint(folder, allow_pickle=True)"
+                )
+        self._verified = False
+        self.missing: int | None = None
+        self._prescan()
+        self._meta: dict[int, tuple[int, str]] = {}
+        self._stored_seen: deque[_Slot] = deque()
+
+    def _usable(self, entry: _Entry | None) -> bool:
+        return entry is not None and (entry.kind != "-" or not self._store)
+
+    def _prescan(self) -> None:
+        """Check the recorded positions of an indexable input before anything runs."""
+        from .space import Space
+
+        data = self._iterable
+        if isinstance(data, Space):
+            if not data.is_finite:
+                return
+        elif not isinstance(data, (Sequence, range)) or isinstance(data, (str, bytes)):
+            return
+        n = len(data)
+        found = [(pos, data[pos]) for pos in sorted(self._entries) if pos < n]
+        bad = [(pos, item) for pos, item in found if input_hash(item) != self._entries[pos].hash]
+        if bad:
+            raise _mismatch(self.checkpoint.folder, self._entries, bad, None)
+        self._verified = True
+        self.missing = n - sum(1 for pos, _ in found if self._usable(self._entries[pos]))
+
+    def _check(self, pos: int, item: Any, entry: _Entry, rest: Iterator[tuple[int, Any]]) -> None:
+        if not self._verified and input_hash(item) != entry.hash:
+            raise _mismatch(self.checkpoint.folder, self._entries, [(pos, item)], rest)
+
+    def _feed(self, it: Iterator[tuple[int, Any]]) -> Iterator[Any]:
+        """The missing items, for the runner; stored ones are set aside for the merge."""
+        index = 0
+        for pos, item in it:
+            entry = self._entries.get(pos)
+            if entry is not None:
+                self._check(pos, item, entry, it)
+                if self._usable(entry):
+                    self._stored_seen.append(self._stored_slot(pos, item, entry))
+                    continue
+            self._meta[index] = (pos, input_hash(item))
+            index += 1
+            yield item
+
+    def _stored_slot(self, pos: int, item: Any, entry: _Entry) -> _Slot:
+        return _Slot(pos, item, entry)  # decoded when handed out
+
+    def _decoded(self, slots: list[_Slot]) -> list[_Slot]:
+        for s in slots:
+            if isinstance(s.value, _Entry):
+                s.value = self._value(s.pos, s.value)
+        return slots
+
+    def _value(self, pos: int, entry: _Entry) -> Any:
+        try:
+            if entry.kind == "j":
+                return _decode(entry.payload)
+            if entry.kind == "p":
+                return pickle.loads(base64.b64decode(entry.payload))
+            return None
+        except Exception as exc:
+            raise ConfigError(
+                f"the stored result of task {pos} in checkpoint {str(self.checkpoint.folder)!r} cannot be "
+                f"read ({type(exc).__name__}: {exc}); delete the folder to recompute everything"
+            ) from exc
+
+    def _record(self, journal: _JournalWriter, result: BatchResult) -> list[_Slot]:
+        """Map a computed batch back to input positions, commit and record its successes."""
+        failed = set(result.failures)
+        items = result.items if result.items is not None else [None] * len(result.values)
+        slots: list[_Slot] = []
+        rows: list[list[Any]] = []
+        done: tuple[list[int], list[Any], list[Any]] = ([], [], [])
+        for j, value in enumerate(result.values):
+            pos, h = self._meta.pop(result.first + j)
+            duration = result.durations[j] if j < len(result.durations) else math.nan
+            if j in failed:
+                if isinstance(value, TaskFailure):
+                    value = dataclasses.replace(value, index=pos)
+                slots.append(_Slot(pos, items[j], value, True, duration, result.worker))
+                continue
+            slots.append(_Slot(pos, items[j], value, False, duration, result.worker))
+            if self._store:
+                kind, payload = _encode_result(value, pos)
+            else:
+                kind, payload = "-", None
+            rows.append([pos, h, kind, payload])
+            done[0].append(pos)
+            done[1].append(items[j])
+            done[2].append(value)
+        for j in range(len(result.values), len(items)):  # tasks a stopped batch never ran
+            self._meta.pop(result.first + j, None)
+        if rows:
+            if self._commit is not None:
+                self._commit(*done)
+            journal.append(rows)
+        return slots
+
+    def _drain(self, before: int | None) -> list[_Slot]:
+        out: list[_Slot] = []
+        seen = self._stored_seen
+        while seen and (before is None or seen[0].pos < before):
+            out.append(seen.popleft())
+        return self._decoded(out)
+
+    def batches(self) -> Iterator[BatchResult]:
+        """Run what is missing; yield stored and new results as BatchResults.
+
+        Batch ``first`` and ``items`` refer to positions of the whole input.
+
+        Raises:
+            ResumeMismatchError: an input from a generator differs from the recorded one.
+        """
+        journal = _JournalWriter(self.checkpoint.folder, self._call)
+        stream: Any = None
+        try:
+            it: Iterator[tuple[int, Any]] | None = enumerate(self._iterable)
+            prefix: list[_Slot] = []
+            assert it is not None
+            for pos, item in it:
+                entry = self._entries.get(pos)
+                if entry is not None:
+                    self._check(pos, item, entry, it)
+                if not self._usable(entry):
+                    it = chain([(pos, item)], it)
+                    break
+                assert entry is not None
+                prefix.append(self._stored_slot(pos, item, entry))
+                if len(prefix) >= _PREFIX_RUN:
+                    yield from _runs(self._decoded(prefix))
+                    prefix = []
+            else:
+                it = None
+            yield from _runs(self._decoded(prefix))
+            if it is None:  # everything was stored: no worker is started
+                return
+            stream = self._runner.run_batches(
+                self._func,
+                _Missing(self._feed(it), self.missing),
+                call=self._call,
+                ordered=self._ordered,
+                fixed=self._fixed,
+                **self._overrides,
+            )
+            self.statistics.stream = stream
+            for result in stream.batches():
+                slots = self._record(journal, result)
+                if not self._ordered:
+                    yield from _runs(self._drain(None))
+                    yield from _runs(slots, result.elapsed)
+                    continue
+                merged: list[_Slot] = []
+                for slot in slots:
+                    merged += self._drain(slot.pos)
+                    merged.append(slot)
+                # Stored positions before the next missing one can go out now.
+                nxt = next(iter(self._meta.values()), None)
+                merged += self._drain(nxt[0] if nxt is not None else None)
+                yield from _runs(merged, result.elapsed)
+            yield from _runs(self._drain(None))
+        finally:
+            journal.close()
+            if stream is not None:
+                stream.close()
+
+
+def resume(
+    runner: Any,
+    func: Callable[..., Any],
+    iterable: Iterable[Any],
+    *,
+    call: str,
+    ordered: bool,
+    overrides: dict[str, Any],
+    checkpoint: Any,
+    fixed: dict[str, Any] | None = None,
+    background: bool = False,
+) -> Any:
+    """What ``runner.map(..., checkpoint=...)`` and friends return.
+
+    Args:
+        runner: the runner.
+        func: the function.
+        iterable: the inputs.
+        call: ``"arg"``, ``"star"`` or ``"kwargs"``.
+        ordered: input order (else stored results first, then completion order).
+        overrides: per-call options.
+        checkpoint: a folder path or :class:`Checkpoint`.
+        fixed: keyword arguments added to every call.
+        background: return a running :class:`~parallelize.execution.Execution`.
+
+    Returns:
+        A :class:`~parallelize.stream.ResultStream`, or an
+        :class:`~parallelize.execution.Execution` when ``background``.
+
+    Raises:
+        ConfigError: a bad folder or option, or pickled results without ``allow_pickle``.
+        ResumeMismatchError: a list, range or space differs from the recorded inputs.
+    """
+    from .execution import Execution
+    from .stream import ResultStream
+
+    run = ResumeRun(
+        runner, func, iterable, call=call, ordered=ordered, checkpoint=checkpoint, overrides=overrides, fixed=fixed
+    )
+    if background:
+        return Execution(run.batches(), run.statistics, skip_failures=run._skip)  # type: ignore[arg-type]
+    return ResultStream(run.batches(), run.statistics, skip_failures=run._skip)  # type: ignore[arg-type]

@@ -52,7 +52,7 @@ LABELS: dict[str, str] = {
     "loky": "loky `get_reusable_executor().map(chunksize=n/8)`",
     "joblib": "joblib `Parallel(n_jobs=2)(delayed(f)(x) ...)`",
     "mpire": "mpire `WorkerPool(2).map`",
-    "dask": "Dask `LocalCluster(2 procs)` + `dask.bag.map`",
+    "dask": "Dask `LocalCluster(2 procs)` + `dask.bag.map` (16 partitions)",
     "tpe": "`ThreadPoolExecutor(16).map`",
     "threadpool": "`multiprocessing.pool.ThreadPool(16).map`",
     "joblib-threads": "joblib `Parallel(16, prefer=\"threads\")`",
@@ -84,6 +84,10 @@ WORKLOAD_LABELS: dict[str, dict[str, str]] = {
         "mpire": "mpire `WorkerPool(2, shared_objects=arr)` (fork)",
     },
 }
+
+#: Before each case, wait up to QUIET_WAIT seconds for the machine to be this idle.
+QUIET_CORES = 0.2
+QUIET_WAIT = 60.0
 
 PROCESS_PEERS = ("parallelize", "pool", "ppe", "loky", "joblib", "mpire", "dask")
 THREAD_PEERS = ("parallelize-threads", "tpe", "threadpool", "joblib-threads", "mpire-threads", "dask-threads")
@@ -194,6 +198,7 @@ def run_in_process(workload: str, peer: str, params: dict[str, Any], timeout: fl
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), env.get("PYTHONPATH", "")]))
     env.setdefault("PYTHONWARNINGS", "ignore")
     cmd = [sys.executable, str(Path(__file__).resolve()), "--case", workload, peer, json.dumps(params)]
+    load = wait_for_quiet()
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, cwd=str(HERE)
     )
@@ -207,9 +212,49 @@ def run_in_process(workload: str, peer: str, params: dict[str, Any], timeout: fl
         _kill_group(proc.pid)
     for line in reversed(out.splitlines()):
         if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
+            result = json.loads(line[len("RESULT "):])
+            result.setdefault("values", {})["background_cores"] = load
+            return result
     tail = (err.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
     return {"error": tail[:200]}
+
+
+def busy_cores(seconds: float = 1.0) -> float:
+    """CPUs kept busy by every process on the machine over ``seconds`` (from /proc/stat)."""
+
+    def snapshot() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return sum(fields) - idle, sum(fields)
+
+    try:
+        busy0, total0 = snapshot()
+        time.sleep(seconds)
+        busy1, total1 = snapshot()
+    except OSError:
+        return 0.0
+    ncpu = os.cpu_count() or 1
+    return ncpu * (busy1 - busy0) / max(total1 - total0, 1)
+
+
+def wait_for_quiet(limit: float = QUIET_WAIT) -> float:
+    """Wait (up to ``limit`` seconds) until other processes use under ``QUIET_CORES`` CPUs.
+
+    Benchmarks on a shared machine are only as good as its idle time; the load
+    found at the start of each case is recorded with the result.
+    """
+    global _quiet_limit
+    deadline = time.monotonic() + min(limit, _quiet_limit)
+    load = busy_cores()
+    while load > QUIET_CORES and time.monotonic() < deadline:
+        load = busy_cores()
+    # A machine busy for a whole wait is likely to stay busy: wait less next time.
+    _quiet_limit = QUIET_WAIT if load <= QUIET_CORES else 5.0
+    return load
+
+
+_quiet_limit = QUIET_WAIT
 
 
 def _kill_group(pgid: int) -> None:
@@ -360,7 +405,8 @@ def table(w: Workload, rows: dict[str, Any], params: dict[str, Any]) -> list[str
                 elif "error" in r:
                     cells.append(f"n/a ({r['error']})")
                 else:
-                    cells.append(f"{r['values']['growth_mb']:+.1f} MB ({fmt_s(r['times'][0])})")
+                    cells.append(f"{r['values']['growth_mb']:+.1f} MB ({fmt_s(r['times'][0])})"
+                                 + busy_mark({"values": {"background_cores": [r["values"].get("background_cores", 0)]}}))
             lines.append(f"| {label(w.name, peer)} | " + " | ".join(cells) + " |")
     else:
         ref = rows.get(w.reference, {})
@@ -377,7 +423,8 @@ def table(w: Workload, rows: dict[str, Any], params: dict[str, Any]) -> list[str
                 lines.append(f"| {label(w.name, peer)} | n/a ({row['error']}) |" + " |" * (head.count("|") - 3))
                 continue
             ratio = f"{row['median'] / ref['median']:.2f}" if "median" in ref else "–"
-            cells = [label(w.name, peer), fmt_s(row["median"]), f"{fmt_s(row['min'])} – {fmt_s(row['max'])}"]
+            cells = [label(w.name, peer) + busy_mark(row), fmt_s(row["median"]),
+                     f"{fmt_s(row['min'])} – {fmt_s(row['max'])}"]
             if memory:
                 pss = statistics.median(row["values"]["peak_pss_mb"])
                 rss = statistics.median(row["values"]["peak_rss_mb"])
@@ -393,6 +440,13 @@ def table(w: Workload, rows: dict[str, Any], params: dict[str, Any]) -> list[str
     if w.note:
         lines += [w.note, ""]
     return lines
+
+
+def busy_mark(row: dict[str, Any]) -> str:
+    """A warning when other processes kept the machine busy as the measurement started."""
+    loads = row.get("values", {}).get("background_cores") or [0.0]
+    worst = max(loads)
+    return f" (machine busy: {worst:.1f} CPUs used by others)" if worst > QUIET_CORES else ""
 
 
 def ideal_seconds(w: Workload, params: dict[str, Any]) -> float | None:

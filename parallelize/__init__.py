@@ -5,6 +5,7 @@ as DataFrames, resume after a crash, and timing statistics.
 """
 
 from .batchify import Batchify
+from .checkpoint import Checkpoint
 from .decorator import ParallelFunction, parallel
 from .errors import (
     BackendUnavailableError,
@@ -17,13 +18,16 @@ from .errors import (
     WorkerCrashedError,
 )
 from .execution import Execution
+from .memory import MemoryReport, reduce_mem_usage
 from .model_evaluator import ModelEvaluator
+from .mp_lock import MpLockReport, is_completed, mp_lock, mp_lock_values
 from .options import RunOptions
 from .runner import Parallelize
 from .space import ParamSpace, Params, params_hash
 from .statistics import DurationSummary, Statistics, WorkerStatistics
 from .stream import ResultStream
 from .task import TaskFailure, WorkerContext, worker_context
+from .writer import WriteSummary, read_results
 
 __version__ = "0.1.0"
 
@@ -40,6 +44,17 @@ __all__ = [
     "worker_context",
     "WorkerContext",
     "TaskFailure",
+    # resume, and multiprocessing_lib's API
+    "Checkpoint",
+    "mp_lock",
+    "mp_lock_values",
+    "is_completed",
+    "MpLockReport",
+    # results as tables and files
+    "read_results",
+    "WriteSummary",
+    "reduce_mem_usage",
+    "MemoryReport",
     # parameter spaces
     "ParamSpace",
     "Params",

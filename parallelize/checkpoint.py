@@ -62,7 +62,7 @@ from .errors import ConfigError, PicklingError, ResumeMismatchError
 from .statistics import Statistics, StatisticsCollector
 from .task import BatchResult, TaskFailure, _short_repr
 
-__all__ = ["Checkpoint", "input_hash", "resume"]
+__all__ = ["STORED_WORKER", "Checkpoint", "ResumeRun", "input_hash", "resume"]
 
 FORMAT = "parallelize-checkpoint"
 VERSION = 1
@@ -78,6 +78,8 @@ _PREFIX_RUN = 1024
 # Differing positions named in a ResumeMismatchError.
 _SHOWN_MISMATCHES = 10
 _NUMPY_KINDS = "biufcmMSU"
+#: The ``worker`` of batch results read back from a checkpoint rather than computed.
+STORED_WORKER = "checkpoint"
 
 
 # --------------------------------------------------------------------------- input hash
@@ -487,7 +489,7 @@ class _Slot:
     value: Any
     failed: bool = False
     duration: float = math.nan
-    worker: str = "checkpoint"
+    worker: str = STORED_WORKER
 
 
 def _runs(slots: list[_Slot], elapsed: float = 0.0) -> Iterator[BatchResult]:
@@ -515,12 +517,13 @@ class _Statistics:
 
     def __init__(self) -> None:
         self.stream: Any = None
-        self._empty = StatisticsCollector(0)
+        self.empty = StatisticsCollector(0)
+        self.empty.close()
 
     def snapshot(self) -> Statistics:
         if self.stream is not None:
             return self.stream.statistics()
-        return self._empty.snapshot()
+        return self.empty.snapshot()
 
 
 class _Missing:
@@ -585,7 +588,7 @@ class ResumeRun:
         self._ordered = ordered
         self._overrides = dict(overrides or {})
         options = runner._options(dict(self._overrides))  # validates now, not at the first result
-        self._skip = options.on_error == "skip"
+        self.skip_failures = options.on_error == "skip"
         self._fixed = fixed
         self._store = store_values
         self._commit = commit
@@ -722,6 +725,8 @@ class ResumeRun:
         """
         journal = _JournalWriter(self.checkpoint.folder, self._call)
         stream: Any = None
+        # runner.statistics() describes the latest run, even one that computes nothing.
+        self._runner._last_collector = self.statistics.empty
         try:
             it: Iterator[tuple[int, Any]] | None = enumerate(self._iterable)
             prefix: list[_Slot] = []
@@ -752,20 +757,30 @@ class ResumeRun:
                 **self._overrides,
             )
             self.statistics.stream = stream
-            for result in stream.batches():
-                slots = self._record(journal, result)
-                if not self._ordered:
-                    yield from _runs(self._drain(None))
-                    yield from _runs(slots, result.elapsed)
-                    continue
-                merged: list[_Slot] = []
-                for slot in slots:
-                    merged += self._drain(slot.pos)
-                    merged.append(slot)
-                # Stored positions before the next missing one can go out now.
-                nxt = next(iter(self._meta.values()), None)
-                merged += self._drain(nxt[0] if nxt is not None else None)
-                yield from _runs(merged, result.elapsed)
+            computed = stream.batches()
+            try:
+                for result in computed:
+                    slots = self._record(journal, result)
+                    if not self._ordered:
+                        yield from _runs(self._drain(None))
+                        yield from _runs(slots, result.elapsed)
+                        continue
+                    merged: list[_Slot] = []
+                    for slot in slots:
+                        merged += self._drain(slot.pos)
+                        merged.append(slot)
+                    # Stored positions before the next missing one can go out now.
+                    nxt = next(iter(self._meta.values()), None)
+                    merged += self._drain(nxt[0] if nxt is not None else None)
+                    yield from _runs(merged, result.elapsed)
+            except KeyboardInterrupt:
+                # Ctrl-C while recording or handing out: let the engine see it
+                # too, so that it stops the running tasks instead of waiting.
+                try:
+                    computed.throw(KeyboardInterrupt())
+                except (KeyboardInterrupt, StopIteration):
+                    pass
+                raise
             yield from _runs(self._drain(None))
         finally:
             journal.close()
@@ -813,5 +828,10 @@ def resume(
         runner, func, iterable, call=call, ordered=ordered, checkpoint=checkpoint, overrides=overrides, fixed=fixed
     )
     if background:
-        return Execution(run.batches(), run.statistics, skip_failures=run._skip)  # type: ignore[arg-type]
-    return ResultStream(run.batches(), run.statistics, skip_failures=run._skip)  # type: ignore[arg-type]
+        return Execution(run.batches(), run.statistics, skip_failures=run.skip_failures)  # type: ignore[arg-type]
+    extra: dict[str, Any] = {}
+    if call != "arg":  # what to_dataframe() makes of the inputs, as for a run without checkpoint
+        from .dataframe import FrameLayout
+
+        extra["layout"] = FrameLayout(inputs=call)
+    return ResultStream(run.batches(), run.statistics, skip_failures=run.skip_failures, **extra)  # type: ignore[arg-type]

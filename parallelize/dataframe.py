@@ -198,7 +198,7 @@ class _Rows:
     def input_frame(self, pd: Any) -> Any:
         n = len(self.index)
         kind = self.kind
-        if kind == "rows":
+        if kind == "rows" or n == 0:
             return pd.DataFrame(index=pd.RangeIndex(n))
         if kind == "star":
             tuples = [() if t is None else tuple(t) for t in self.inputs]

@@ -78,7 +78,8 @@ class ParallelFunction(Generic[P, R]):
         Args:
             iterable: the inputs (a parameter space passes each point as keywords).
             ordered: input order (default) or completion order.
-            **overrides: per-call options, as for :meth:`Parallelize.map`.
+            **overrides: per-call options, as for :meth:`Parallelize.map`,
+                including ``checkpoint=FOLDER`` to resume after a crash.
         """
         return self.runner.map(self.__wrapped__, iterable, ordered=ordered, **overrides)
 
@@ -86,13 +87,24 @@ class ParallelFunction(Generic[P, R]):
         """Call the function with each item's elements as positional arguments."""
         return self.runner.starmap(self.__wrapped__, iterable, ordered=ordered, **overrides)
 
-    def grid(self, space: Any = None, /, *, ordered: bool = True, options: dict[str, Any] | None = None, **params: Any) -> ResultStream:
+    def grid(
+        self,
+        space: Any = None,
+        /,
+        *,
+        ordered: bool = True,
+        options: dict[str, Any] | None = None,
+        checkpoint: Any = None,
+        **params: Any,
+    ) -> ResultStream:
         """Call the function on every point of a grid; stream the results in grid order.
 
         Args:
             space: a :class:`~parallelize.ParamSpace`, or ``None``.
             ordered: grid order (default) or completion order.
             options: per-call options, as for :meth:`Parallelize.map`.
+            checkpoint: a folder where finished points are recorded; a rerun
+                computes only the missing ones (see :class:`~parallelize.checkpoint.Checkpoint`).
             **params: grid axes (iterables, strings excepted) and fixed values,
                 combined with ``space`` as a product.
         """
@@ -103,7 +115,7 @@ class ParallelFunction(Generic[P, R]):
         grid: Any = ParamSpace(**params) if params else space
         if space is not None and params:
             grid = space * grid
-        return self.runner.map(self.__wrapped__, grid, ordered=ordered, **(options or {}))
+        return self.runner.map(self.__wrapped__, grid, ordered=ordered, checkpoint=checkpoint, **(options or {}))
 
     def submit(self, *args: P.args, **kwargs: P.kwargs) -> Any:
         """Schedule one call on the runner; returns a :class:`concurrent.futures.Future`."""

@@ -218,7 +218,10 @@ class _Engine:
 
     def fill(self) -> None:
         """Submit new batches while the window has room and no batch is quarantined."""
-        while not self.exhausted and not self.quarantine and self.outstanding() < self.window:
+        # Until a first batch has been measured, send one batch per worker: the
+        # window filled with single-task probes would cost a round trip each.
+        window = self.window if self.sizer.calibrated else self.options.max_workers
+        while not self.exhausted and not self.quarantine and self.outstanding() < window:
             remaining = self.total - self.next_index if self.total is not None else None
             n = self.sizer.next_size(remaining)
             chunk = list(islice(self.it, n))
@@ -248,6 +251,7 @@ class _Engine:
             backoff=o.backoff,
             timeout=o.timeout,
             seq=slot.seq,
+            timing_group=self.sizer.timing_group,
         )
         try:
             future = self.backend.submit(run_batch, batch)
@@ -382,7 +386,10 @@ class _Engine:
     def account(self, result: BatchResult) -> None:
         n_run = len(result.values)
         n_failed = len(result.failures)
-        retried = sum(max(getattr(result.values[p], "attempts", 1) - 1, 0) for p in result.failures)
+        retried = result.retried + sum(
+            # Reruns after crashes and timeouts, counted by the parent.
+            max(result.values[p].attempts - 1, 0) for p in result.failures if not result.worker
+        )
         items = result.items if result.items is not None else result.values
         self.collector.finished(
             n_run - n_failed,
@@ -391,6 +398,7 @@ class _Engine:
             result.worker,
             retried=retried,
             abandoned=len(items) - n_run,
+            summary=result.summary,
         )
         if result.worker:
             self.sizer.observe(n_run, result.elapsed)

@@ -71,14 +71,16 @@ class Execution:
     def _drive(self) -> None:
         try:
             for result in self._source:
+                # Keep a batch that arrived during cancel(): its tasks ran and are
+                # counted in the statistics, so results() must show them too.
+                with self._cond:
+                    self._batches.append(result)
+                    self._cond.notify_all()
                 if self._stopping:
                     close = getattr(self._source, "close", None)
                     if close is not None:
                         close()
                     break
-                with self._cond:
-                    self._batches.append(result)
-                    self._cond.notify_all()
         except BaseException as exc:  # kept and re-raised in the caller's thread
             self._error = exc
         finally:
@@ -126,7 +128,7 @@ class Execution:
         next_first = 0
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._done or len(self._batches) > i)
+                self._cond.wait_for(lambda seen=i: self._done or len(self._batches) > seen)
                 new = self._batches[i:]
                 finished = self._done
             i += len(new)

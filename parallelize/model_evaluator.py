@@ -8,12 +8,18 @@ streams return values as they complete and ``statistics()`` reports at any momen
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+import os
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from .errors import ConfigError
 from .execution import Execution
 from .runner import Parallelize
 from .statistics import Statistics
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import pandas as pd
+
+    from .writer import WriteSummary
 
 __all__ = ["ModelEvaluator"]
 
@@ -45,13 +51,16 @@ class ModelEvaluator:
                 the grid, anything else is passed as is. Combined with ``space``
                 as a product.
             Per-call options (``on_error``, ``retries``, ``timeout``, ``progress``,
-            ``chunksize``) may be given as ``options={...}``.
+            ``chunksize``) may be given as ``options={...}``, and a resume folder
+            as ``checkpoint=FOLDER`` (see :class:`~parallelize.checkpoint.Checkpoint`),
+            so no grid parameter can be named ``options`` or ``checkpoint``.
 
         Returns:
             The running :class:`~parallelize.execution.Execution`.
 
         Raises:
             ConfigError: no function, the function given twice, or no parameters.
+            ResumeMismatchError: ``checkpoint`` holds results for another grid.
         """
         from .space import ParamSpace, Space
 
@@ -63,6 +72,7 @@ class ModelEvaluator:
         if func is None:
             raise ConfigError("nothing to run: give the function, evaluator.run(func, **params)")
         overrides = params.pop("options", None) or {}
+        checkpoint = params.pop("checkpoint", None)
         grid: Any
         if space is not None and not isinstance(space, Space):
             raise ConfigError(f"the second argument must be a ParamSpace, got {type(space).__name__}")
@@ -75,7 +85,9 @@ class ModelEvaluator:
         else:
             raise ConfigError("nothing to evaluate: give a ParamSpace or keyword parameters")
         self.space = grid
-        self._execution = self.runner.run_batches(func, grid, call="kwargs", background=True, **overrides)
+        self._execution = self.runner.run_batches(
+            func, grid, call="kwargs", background=True, checkpoint=checkpoint, **overrides
+        )
         return self._execution
 
     @property
@@ -97,3 +109,39 @@ class ModelEvaluator:
     def statistics(self) -> Statistics:
         """A frozen snapshot of the run's statistics; ``print()`` it for a summary."""
         return self.execution.statistics()
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """Wait for the run and return one row per grid point, in grid order.
+
+        Columns: the parameters, the outputs (a dict's keys, else ``result``),
+        ``duration`` (seconds), ``worker`` and ``error``; the index is the point's
+        position in the grid (``task``). See
+        :meth:`Execution.to_dataframe <parallelize.execution.Execution.to_dataframe>`.
+
+        Returns:
+            A :class:`pandas.DataFrame`.
+        """
+        return self.execution.to_dataframe()
+
+    def to_files(
+        self,
+        folder: str | os.PathLike[str],
+        *,
+        max_rows: int = 10_000,
+        max_mem: float | None = None,
+        format: str = "parquet",
+        reduce_mem_usage: bool = False,
+        overwrite: bool = False,
+    ) -> WriteSummary:
+        """Write the results to ``folder`` in grid order as they arrive; return at the end.
+
+        Same options as :meth:`Execution.to_files <parallelize.execution.Execution.to_files>`;
+        read the files back with :func:`parallelize.read_results`.
+
+        Returns:
+            A :class:`~parallelize.writer.WriteSummary`.
+        """
+        return self.execution.to_files(
+            folder, max_rows=max_rows, max_mem=max_mem, format=format,
+            reduce_mem_usage=reduce_mem_usage, overwrite=overwrite,
+        )

@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterable
 
 from .backends import make_backend
 from .backends.base import Backend
+from .dataframe import FrameLayout
 from .dispatch import TaskSpec, _batch_error, dispatch, raise_failure
 from .errors import ConfigError
 from .execution import Execution
@@ -203,7 +204,8 @@ class Parallelize:
             target, [kwargs] * n, "kwargs", options, ordered=False, total=n
         )
         execution = Execution(
-            batches, collector, flatten=queued, skip_failures=options.on_error == "skip", progress=progress
+            batches, collector, flatten=queued, skip_failures=options.on_error == "skip", progress=progress,
+            layout=FrameLayout("kwargs"),
         )
         self._last_execution = execution
         return execution
@@ -264,11 +266,52 @@ class Parallelize:
             return resume(self, func, iterable, call="star", ordered=ordered, overrides=overrides, checkpoint=checkpoint)
         return self._stream(func, iterable, "star", ordered, overrides)
 
-    def _stream(self, func: Callable[..., Any], iterable: Iterable[Any], call: str, ordered: bool, overrides: dict[str, Any]) -> ResultStream:
+    def _stream(
+        self, func: Callable[..., Any], iterable: Iterable[Any], call: str, ordered: bool, overrides: dict[str, Any],
+        layout: FrameLayout | None = None,
+    ) -> ResultStream:
         options = self._options(overrides)
         total = _length(iterable)
         batches, collector, progress = self._start(func, iterable, call, options, ordered=ordered, total=total)
-        return ResultStream(batches, collector, skip_failures=options.on_error == "skip", progress=progress)
+        return ResultStream(
+            batches, collector, skip_failures=options.on_error == "skip", progress=progress,
+            layout=layout or FrameLayout(call),
+        )
+
+    def map_rows(
+        self, func: Callable[..., Any], frame: Any, *, pass_as: str = "pair", ordered: bool = True, **overrides: Any
+    ) -> ResultStream:
+        """Lazily apply ``func`` to every row of a pandas DataFrame (the mproc style).
+
+        Rows are produced one at a time as workers need them (``iterrows`` or
+        ``itertuples``), never copied per task beyond the row itself. The
+        stream's :meth:`~parallelize.stream.ResultStream.to_dataframe` is indexed
+        by the input frame's own index labels (and names), so
+        ``frame.join(stream.to_dataframe())`` lines results up with their rows.
+
+        Args:
+            func: the function.
+            frame: the :class:`pandas.DataFrame` whose rows are the inputs.
+            pass_as: ``"pair"`` (default): ``func((label, row))`` with the
+                ``(index, Series)`` pair exactly as ``frame.iterrows()`` gives it
+                (note that ``iterrows`` casts a row of mixed ints and floats to
+                float); ``"kwargs"``: ``func(**fields)`` with the row's values as
+                keyword arguments, each column keeping its own type (column names
+                must be unique strings).
+            ordered: yield in input order (default) or as tasks complete.
+            **overrides: per-call options as for :meth:`map`.
+
+        Returns:
+            A :class:`~parallelize.stream.ResultStream` of the results.
+
+        Raises:
+            ConfigError: ``frame`` is not a DataFrame, an unknown ``pass_as``, or
+                (for ``"kwargs"``) column names that are not unique strings.
+        """
+        from .rows import row_tasks
+
+        target, rows, layout = row_tasks(func, frame, pass_as)
+        return self._stream(target, rows, "arg", ordered, overrides, layout=layout)
 
     def run_batches(
         self,
@@ -311,11 +354,12 @@ class Parallelize:
             func, iterable, call, options, ordered=ordered, total=total, fixed=fixed
         )
         skip = options.on_error == "skip"
+        layout = FrameLayout(call)
         if background:
-            execution = Execution(batches, collector, skip_failures=skip, progress=progress)
+            execution = Execution(batches, collector, skip_failures=skip, progress=progress, layout=layout)
             self._last_execution = execution
             return execution
-        return ResultStream(batches, collector, skip_failures=skip, progress=progress)
+        return ResultStream(batches, collector, skip_failures=skip, progress=progress, layout=layout)
 
     def submit(self, func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         """Schedule one call ``func(*args, **kwargs)``.

@@ -10,7 +10,6 @@ Times are seconds, from ``time.perf_counter`` in the worker (task durations) and
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from array import array
@@ -20,8 +19,9 @@ from typing import Iterable
 __all__ = ["DurationSummary", "Statistics", "StatisticsCollector", "WorkerStatistics"]
 
 # Task durations kept for the median and p95. Up to this many tasks the
-# quantiles are exact; beyond it they come from a uniform reservoir sample of
-# this size, whose p95 is within about half a percentile of the true one.
+# quantiles are exact; beyond it they come from an evenly spaced sample of
+# between half and all of this size, whose p95 is within about half a
+# percentile of the true one.
 RESERVOIR_SIZE = 20_000
 
 
@@ -158,7 +158,8 @@ class StatisticsCollector:
         self._min = float("inf")
         self._max = 0.0
         self._sample = array("d")
-        self._rng = random.Random(0)
+        self._stride = 1
+        self._offset = 0
         self._workers: dict[str, list[float]] = {}
         self._start: float | None = None
         self._end: float | None = None
@@ -188,6 +189,7 @@ class StatisticsCollector:
         worker: str,
         retried: int = 0,
         abandoned: int = 0,
+        summary: tuple[float, float, float] | None = None,
     ) -> None:
         """Record a finished batch.
 
@@ -198,10 +200,15 @@ class StatisticsCollector:
             worker: the worker that ran them.
             retried: extra attempts made.
             abandoned: tasks submitted but never run (cancelled after an error).
+            summary: ``(sum, min, max)`` of ``durations`` if already known.
         """
         durs = durations if isinstance(durations, array) else array("d", durations)
         n = len(durs)
-        busy = sum(durs)
+        if summary is not None and n:
+            busy, lo, hi = summary
+        else:
+            busy = sum(durs)
+            lo, hi = (min(durs), max(durs)) if n else (0.0, 0.0)
         with self._lock:
             self._completed += completed
             self._failed += failed
@@ -210,7 +217,6 @@ class StatisticsCollector:
             if n:
                 self._count += n
                 self._sum += busy
-                lo, hi = min(durs), max(durs)
                 if lo < self._min:
                     self._min = lo
                 if hi > self._max:
@@ -226,23 +232,19 @@ class StatisticsCollector:
                 self._end = time.monotonic()
 
     def _add_sample(self, durs: array) -> None:
-        room = RESERVOIR_SIZE - len(self._sample)
-        if room > 0:
-            self._sample.extend(durs[:room])
-            durs = durs[room:]
-            if not durs:
-                return
-        # Reservoir sampling, batched: each new duration enters with probability
-        # K / seen, replacing a random slot.
-        seen_before = self._count - len(durs)
-        n = len(durs)
-        expected = n * RESERVOIR_SIZE / max(seen_before + n, 1)
-        k = min(n, int(expected) + (self._rng.random() < expected - int(expected)))
-        if k <= 0:
-            return
-        rng = self._rng
-        for i in rng.sample(range(n), k):
-            self._sample[rng.randrange(RESERVOIR_SIZE)] = durs[i]
+        # A systematic sample: keep every `stride`-th duration; when the sample
+        # is full, drop every other one and double the stride. O(1) per task at
+        # C speed (slicing), and unbiased unless durations cycle with the stride.
+        stride = self._stride
+        offset = self._offset
+        picked = durs[offset::stride] if stride > 1 else durs
+        self._offset = (offset - len(durs)) % stride
+        self._sample.extend(picked)
+        while len(self._sample) > RESERVOIR_SIZE:
+            self._sample = self._sample[::2]
+            self._stride *= 2
+            stride = self._stride
+            self._offset = self._offset % stride
 
     def close(self) -> None:
         """Mark the run over (finished, failed or stopped): the clock stops."""

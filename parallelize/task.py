@@ -182,6 +182,23 @@ def worker_context() -> WorkerContext:
     return ctx
 
 
+def swap_context(context: WorkerContext | None, token: str | None = None) -> tuple[Any, Any]:
+    """Install ``context`` as this thread's worker context; return what was there.
+
+    For backends that run tasks in the caller's own thread (serial), so that a
+    runner's context never outlives its tasks there.
+    """
+    previous = (getattr(_local, "context", None), getattr(_local, "token", None))
+    _local.context = context
+    _local.token = token
+    return previous
+
+
+def restore_context(previous: tuple[Any, Any]) -> None:
+    """Undo :func:`swap_context`."""
+    _local.context, _local.token = previous
+
+
 class WorkerSetup:
     """Runs the runner's initializer once per worker and remembers its result.
 
@@ -240,6 +257,8 @@ class Batch:
             batch runs in a process's main thread (process workers, the serial
             backend), and by the parent otherwise.
         seq: the batch's sequence number in its run.
+        timing_group: tasks timed together (1: each task on its own). For
+            tasks of a few microseconds the clock costs more than the task.
     """
 
     func: FunctionHandle
@@ -254,6 +273,7 @@ class Batch:
     backoff: float = 0.0
     timeout: float | None = None
     seq: int = 0
+    timing_group: int = 1
 
 
 @dataclass
@@ -271,6 +291,9 @@ class BatchResult:
         seq: the batch's sequence number, set by the parent.
         items: the batch's inputs, attached by the parent on arrival (never
             shipped back from the worker).
+        summary: ``(sum, min, max)`` of ``durations``, computed in the worker.
+        retried: extra attempts made in the worker, for tasks that finally
+            succeeded or failed alike.
     """
 
     first: int
@@ -281,6 +304,8 @@ class BatchResult:
     elapsed: float
     seq: int = 0
     items: Sequence[Any] | None = None
+    summary: tuple[float, float, float] | None = None
+    retried: int = 0
 
 
 def _short_repr(value: Any) -> str:
@@ -370,10 +395,12 @@ def run_batch(batch: Batch) -> BatchResult:
     Returns:
         The batch's :class:`BatchResult`.
     """
-    batch_start = time.perf_counter()
     if batch.setup is not None:
         batch.setup()
     func = batch.func.get()
+    # Measured after set-up and unpickling: the batch sizer wants the cost of
+    # the tasks themselves.
+    batch_start = time.perf_counter()
     fixed = batch.fixed
     call = batch.call
     values: list[Any] = []
@@ -381,15 +408,20 @@ def run_batch(batch: Batch) -> BatchResult:
     failures: list[int] = []
     alarm = _Alarm(batch.timeout)
     with alarm:
-        _run_items(batch, func, fixed, call, alarm, values, durations, failures)
+        retried = _run_items(batch, func, fixed, call, alarm, values, durations, failures)
+    elapsed = time.perf_counter() - batch_start
+    # Summarised here, in parallel across workers, rather than in the parent.
+    summary = (sum(durations), min(durations), max(durations)) if durations else (0.0, 0.0, 0.0)
     return BatchResult(
         first=batch.first,
         values=values,
         durations=durations,
         failures=failures,
         worker=_worker_name(),
-        elapsed=time.perf_counter() - batch_start,
+        elapsed=elapsed,
         seq=batch.seq,
+        summary=summary,
+        retried=retried,
     )
 
 
@@ -402,50 +434,186 @@ def _run_items(
     values: list[Any],
     durations: array,
     failures: list[int],
-) -> None:
+) -> int:
+    """Run the batch's tasks into ``values``; return the number of retries made."""
+    items = batch.items
+    n = len(items)
+    pos = 0
+    retried = 0
+    while pos < n:
+        first_error: tuple[BaseException, str, float] | None = None
+        if not alarm.active and not fixed:
+            # Fast path: one clock reading per task (or per group of tiny tasks)
+            # and no per-task branching; a task that raises hands over to the
+            # careful path for its retries.
+            if batch.timing_group > 1:
+                pos, first_error = _grouped_loop(func, call, items, pos, values, durations, batch.timing_group)
+            else:
+                pos, first_error = _fast_loop(func, call, items, pos, values, durations)
+            if pos >= n:
+                return retried
+        retried += _one_task(batch, func, fixed, call, alarm, pos, values, durations, failures, first_error)
+        pos += 1
+        if failures and batch.stop_on_error:
+            return retried
+    return retried
+
+
+def _fast_loop(
+    func: Callable[..., Any], call: str, items: Sequence[Any], start: int, values: list[Any], durations: array
+) -> tuple[int, tuple[BaseException, str, float] | None]:
+    """Run ``items[start:]`` until one raises.
+
+    Returns:
+        The position reached, and for a task that raised: its exception, formatted
+        traceback and duration.
+    """
     append = values.append
     record = durations.append
     clock = time.perf_counter
+    pos = start
+    rest = items[start:] if start else items
+    t0 = clock()
+    try:
+        if call == "arg":
+            for item in rest:
+                value = func(item)
+                t1 = clock()
+                append(value)
+                record(t1 - t0)
+                t0 = t1
+                pos += 1
+        elif call == "kwargs":
+            for item in rest:
+                value = func(**item)
+                t1 = clock()
+                append(value)
+                record(t1 - t0)
+                t0 = t1
+                pos += 1
+        else:
+            for item in rest:
+                value = func(*item)
+                t1 = clock()
+                append(value)
+                record(t1 - t0)
+                t0 = t1
+                pos += 1
+    except Exception as exc:
+        return pos, (exc, traceback.format_exc(), clock() - t0)
+    return pos, None
+
+
+def _grouped_loop(
+    func: Callable[..., Any],
+    call: str,
+    items: Sequence[Any],
+    start: int,
+    values: list[Any],
+    durations: array,
+    group: int,
+) -> tuple[int, tuple[BaseException, str, float] | None]:
+    """Like :func:`_fast_loop`, timing groups of ``group`` tasks at once.
+
+    For tasks of a few microseconds, reading the clock around each one would
+    cost more than the task; each task of a group is credited the group's mean.
+    A group that raises is rerun task by task (from where it started) so that
+    no task runs twice: values are only kept for complete groups.
+    """
+    clock = time.perf_counter
+    pos = start
+    n = len(items)
+    if call == "arg":
+        run = func
+    elif call == "kwargs":
+        def run(item: Any) -> Any:
+            return func(**item)
+    else:
+        def run(item: Any) -> Any:
+            return func(*item)
+    while pos < n:
+        chunk = items[pos : pos + group]
+        t0 = clock()
+        out: list[Any] = []
+        try:
+            out.extend(map(run, chunk))
+        except Exception as exc:
+            # `out` holds the tasks before the failing one: keep them.
+            k = len(out)
+            dt = clock() - t0
+            values.extend(out)
+            if k:
+                durations.extend(array("d", [dt / (k + 1)]) * k)
+            return pos + k, (exc, traceback.format_exc(), dt / (k + 1))
+        dt = (clock() - t0) / len(chunk)
+        values.extend(out)
+        durations.extend(array("d", [dt]) * len(chunk))
+        pos += len(chunk)
+    return pos, None
+
+
+def _one_task(
+    batch: Batch,
+    func: Callable[..., Any],
+    fixed: dict[str, Any],
+    call: str,
+    alarm: _Alarm,
+    pos: int,
+    values: list[Any],
+    durations: array,
+    failures: list[int],
+    first_error: tuple[BaseException, str, float] | None = None,
+) -> int:
+    """Run one task with retries, timeout and failure recording.
+
+    ``first_error`` is the outcome of an attempt already made by the fast path.
+
+    Returns:
+        The number of retries made (attempts beyond the first).
+    """
+    item = batch.items[pos]
+    clock = time.perf_counter
     timed = alarm.active
-    for pos, item in enumerate(batch.items):
-        attempt = 0
-        while True:
-            attempt += 1
+    attempt = 0
+    while True:
+        attempt += 1
+        if first_error is not None:
+            exc, tb, elapsed = first_error
+            first_error = None
+        else:
             t0 = clock()
             try:
                 if timed:
                     alarm.arm()
                 if call == "arg":
-                    value = func(item, **fixed) if fixed else func(item)
+                    value = func(item, **fixed)
                 elif call == "kwargs":
-                    value = func(**item, **fixed) if fixed else func(**item)
+                    value = func(**item, **fixed)
                 else:
                     value = func(*item, **fixed)
                 if timed:
                     alarm.disarm()
-            except Exception as exc:
+            except Exception as caught:
                 if timed:
                     alarm.disarm()
-                t1 = clock()
-                if attempt <= batch.retries and isinstance(exc, batch.retry_on):
-                    if batch.backoff:
-                        time.sleep(batch.backoff * 2 ** (attempt - 1))
-                    continue
-                append(
-                    TaskFailure(
-                        index=batch.first + pos,
-                        exception=_portable(exc),
-                        traceback=traceback.format_exc(),
-                        arguments=_short_repr(item),
-                        attempts=attempt,
-                    )
-                )
-                record(t1 - t0)
-                failures.append(pos)
-                break
+                exc, tb, elapsed = caught, traceback.format_exc(), clock() - t0
             else:
-                record(clock() - t0)
-                append(value)
-                break
-        if failures and batch.stop_on_error:
-            break
+                durations.append(clock() - t0)
+                values.append(value)
+                return attempt - 1
+        if attempt <= batch.retries and isinstance(exc, batch.retry_on):
+            if batch.backoff:
+                time.sleep(batch.backoff * 2 ** (attempt - 1))
+            continue
+        values.append(
+            TaskFailure(
+                index=batch.first + pos,
+                exception=_portable(exc),
+                traceback=tb,
+                arguments=_short_repr(item),
+                attempts=attempt,
+            )
+        )
+        durations.append(elapsed)
+        failures.append(pos)
+        return attempt - 1

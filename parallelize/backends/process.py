@@ -24,6 +24,27 @@ __all__ = ["ProcessBackend"]
 IDLE_WORKER_TIMEOUT = 300
 
 
+def _ignore_sigint() -> None:
+    """Worker start-up: Ctrl-C is the parent's to handle.
+
+    A terminal sends SIGINT to the whole process group; the parent then kills
+    the workers itself. Without this each worker would also print its own
+    KeyboardInterrupt traceback.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class _WorkerInit:
+    """Ignore SIGINT, then run the runner's per-worker initializer."""
+
+    def __init__(self, initializer: Callable[[], None]) -> None:
+        self.initializer = initializer
+
+    def __call__(self) -> None:
+        _ignore_sigint()
+        self.initializer()
+
+
 class ProcessBackend(Backend):
     """Runs tasks in worker processes from loky's reusable executor.
 
@@ -56,6 +77,7 @@ class ProcessBackend(Backend):
         self._lock = threading.Lock()
         self._executor: Any = None
         self._closed = False
+        self._init = _WorkerInit(initializer) if initializer is not None else None
 
     def _get(self, fresh: bool = False) -> Any:
         from loky import get_reusable_executor
@@ -64,10 +86,13 @@ class ProcessBackend(Backend):
             if self._closed:
                 raise RuntimeError("cannot submit to a process backend after shutdown")
             if self._executor is None or fresh:
+                # A module-level function when there is no user initializer, so
+                # that runners with the same settings share one warm executor.
+                init = _ignore_sigint if self.initializer is None else self._init
                 self._executor = get_reusable_executor(
                     max_workers=self.max_workers,
                     timeout=self._idle_timeout,
-                    initializer=self.initializer,
+                    initializer=init,
                     env=self._env,
                     reuse="auto",
                 )

@@ -1,0 +1,291 @@
+"""multiprocessing_lib's API: ``mp_lock``, ``mp_lock_values`` and ``is_completed``.
+
+A thin layer over the runner and :mod:`parallelize.checkpoint`::
+
+    data_list ──> checkpoint: done already? ──yes──> skipped (mp_lock_values: stored value)
+                        │ no
+                        v
+    workers: process(item, shared_data, init_values)      init_function(shared_data)
+                        │ one batch of save_batch results    runs once per worker
+                        v
+    parent thread: save_callback(out_path/data, results, names)   one batch at a time
+                        │ returned
+                        v
+    out_path/checkpoint: batch recorded (fsync) ──> now it counts as done
+
+Unlike the original, a rerun keeps the input order and duplicate items (tasks
+are identified by position), an item counts as done only once its batch was
+saved, so a crash never loses a computed-but-unsaved result silently (it is
+computed again), and one failing item does not stop the others: failures are
+reported, not recorded, so a rerun retries them.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from .checkpoint import STORED_WORKER, Checkpoint, ResumeRun
+from .errors import ConfigError
+from .runner import Parallelize
+from .task import TaskFailure, worker_context
+
+__all__ = ["MpLockReport", "is_completed", "mp_lock", "mp_lock_values"]
+
+#: Sub-folder of ``out_path`` holding the record of finished items.
+CHECKPOINT_FOLDER = "checkpoint"
+#: ``save_callback`` receives ``out_path/DATA_PREFIX``: a path without extension.
+DATA_PREFIX = "data"
+
+
+@dataclass(frozen=True)
+class MpLockReport:
+    """What an :func:`mp_lock` call did.
+
+    Attributes:
+        computed: items processed and saved by this call.
+        resumed: items found already done in ``out_path`` and skipped.
+        failures: the items whose ``process`` raised, as
+            :class:`~parallelize.TaskFailure` (``.index`` is the item's position,
+            ``.exception`` the error). They were not saved nor recorded as done,
+            so a rerun on the same ``out_path`` tries them again.
+    """
+
+    computed: int
+    resumed: int
+    failures: tuple[TaskFailure, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """True when every item is done."""
+        return not self.failures
+
+
+class _Process:
+    """The task run in a worker: ``process(item, shared_data, init_values)``."""
+
+    def __init__(self, process: Callable[..., Any]) -> None:
+        self.process = process
+
+    def __call__(self, item: Any) -> Any:
+        ctx = worker_context()
+        return self.process(item, ctx.shared_data, ctx.init_values)
+
+
+def _no_init(shared_data: Any) -> dict[str, Any]:
+    """``init_values`` when there is no ``init_function``: an empty dict, as in the original."""
+    return {}
+
+
+def _check(
+    process: Any, save_callback: Any, out_path: Any, save_batch: Any, init_function: Any
+) -> None:
+    if not callable(process):
+        raise ConfigError(f"process must be callable as process(item, shared_data, init_values), got {process!r}")
+    if save_callback is not None and not callable(save_callback):
+        raise ConfigError(
+            f"save_callback must be None or callable as save_callback(path, results, names), got {save_callback!r}"
+        )
+    if init_function is not None and not callable(init_function):
+        raise ConfigError(f"init_function must be None or callable as init_function(shared_data), got {init_function!r}")
+    if not isinstance(out_path, (str, os.PathLike)):
+        raise ConfigError(f"out_path must be a folder path (str or os.PathLike), got {out_path!r}")
+    if isinstance(save_batch, bool) or not isinstance(save_batch, int) or save_batch < 1:
+        raise ConfigError(f"save_batch must be an integer >= 1, got {save_batch!r}")
+
+
+def _run(
+    data_list: Iterable[Any],
+    process: Callable[..., Any],
+    save_callback: Callable[[str, list[Any], list[Any]], Any] | None,
+    num_procs: int,
+    out_path: str | os.PathLike[str],
+    save_batch: int,
+    shared_data: Any,
+    init_function: Callable[[Any], Any] | None,
+    *,
+    keep_values: bool,
+    backend: str,
+    allow_pickle: bool,
+    progress: bool,
+) -> tuple[MpLockReport, list[Any]]:
+    _check(process, save_callback, out_path, save_batch, init_function)
+    folder = Path(out_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    data_path = str(folder / DATA_PREFIX)
+    checkpoint = Checkpoint(folder / CHECKPOINT_FOLDER, allow_pickle=allow_pickle)
+
+    def commit(positions: list[int], names: list[Any], results: list[Any]) -> None:
+        # Called in this thread, one batch at a time, before the batch is recorded.
+        if save_callback is not None:
+            save_callback(data_path, list(results), list(names))
+
+    values: dict[int, Any] = {}
+    failures: list[TaskFailure] = []
+    computed = resumed = 0
+    with Parallelize(
+        num_procs,
+        backend=backend,
+        on_error="collect",
+        chunksize=save_batch,
+        progress=progress,
+        initializer=init_function or _no_init,
+        shared_data={} if shared_data is None else shared_data,
+    ) as runner:
+        run = ResumeRun(
+            runner, _Process(process), data_list, call="arg", ordered=False,
+            checkpoint=checkpoint, store_values=keep_values, commit=commit,
+        )
+        for result in run.batches():
+            failed = set(result.failures)
+            stored = result.worker == STORED_WORKER
+            for k, value in enumerate(result.values):
+                if k in failed:
+                    failures.append(value)
+                elif stored:
+                    resumed += 1
+                else:
+                    computed += 1
+                if keep_values:
+                    values[result.first + k] = value
+    if failures:
+        failures.sort(key=lambda f: f.index)
+        shown = "; ".join(f"item {f.index}: {f.describe()}" for f in failures[:3])
+        warnings.warn(
+            f"{len(failures)} item(s) failed and were not saved ({shown}); "
+            f"run again with the same out_path to retry only those",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    ordered = [values[i] for i in range(len(values))] if keep_values else []
+    return MpLockReport(computed, resumed, tuple(failures)), ordered
+
+
+def mp_lock(
+    data_list: Iterable[Any],
+    process: Callable[..., Any],
+    save_callback: Callable[[str, list[Any], list[Any]], Any] | None,
+    num_procs: int,
+    out_path: str | os.PathLike[str],
+    save_batch: int = 10,
+    shared_data: Any = None,
+    init_function: Callable[[Any], Any] | None = None,
+    *,
+    backend: str = "process",
+    progress: bool = False,
+) -> MpLockReport:
+    """Process every item in parallel, saving results in batches; resumable.
+
+    A rerun with the same ``out_path`` processes only the items not done yet.
+    Items are identified by their position and content, so duplicates are
+    processed once per occurrence and a changed ``data_list`` is reported
+    rather than mixed with old results.
+
+    Args:
+        data_list: the items (any picklable values; a generator is fine).
+        process: ``process(item, shared_data, init_values)``, run in a worker; its
+            return value is a result.
+        save_callback: ``save_callback(path, results, names)`` or ``None``. Called in
+            the calling process, never two at once, for each batch of up to
+            ``save_batch`` results (failed items left out); ``path`` is
+            ``out_path/data`` without extension; ``names`` are the batch's items.
+            An item counts as done only after its batch's call returned.
+        num_procs: number of worker processes.
+        out_path: a folder; created if needed. The record of finished items is
+            kept in ``out_path/checkpoint`` (no results are stored there).
+        save_batch: items per batch (default 10).
+        shared_data: read-only data passed to every call of ``process`` and to
+            ``init_function``; shipped once per worker. Default: ``{}``.
+        init_function: ``init_function(shared_data)``, run once per worker; its
+            return value is ``init_values`` (for models that cannot be pickled).
+            Default: ``init_values`` is ``{}``.
+        backend: ``"process"`` (default, as the original) or another backend name.
+        progress: show a progress bar.
+
+    Returns:
+        An :class:`MpLockReport`; failed items are in ``.failures`` (and a
+        ``RuntimeWarning`` names them) and are retried by a rerun.
+
+    Raises:
+        ConfigError: a bad argument.
+        ResumeMismatchError: ``out_path`` records other items at some positions.
+        Exception: whatever ``save_callback`` raises (that batch is not done).
+    """
+    report, _ = _run(
+        data_list, process, save_callback, num_procs, out_path, save_batch, shared_data, init_function,
+        keep_values=False, backend=backend, allow_pickle=False, progress=progress,
+    )
+    return report
+
+
+def mp_lock_values(
+    data_list: Iterable[Any],
+    process: Callable[..., Any],
+    save_callback: Callable[[str, list[Any], list[Any]], Any] | None,
+    num_procs: int,
+    out_path: str | os.PathLike[str],
+    save_batch: int = 10,
+    shared_data: Any = None,
+    init_function: Callable[[Any], Any] | None = None,
+    *,
+    backend: str = "process",
+    progress: bool = False,
+    allow_pickle: bool = False,
+) -> list[Any]:
+    """Like :func:`mp_lock`, and return the results in input order.
+
+    Results are also recorded in ``out_path/checkpoint`` (as JSON when they are
+    plain data, else pickled), so a rerun on the same ``out_path`` returns them
+    without recomputing. Items recorded by :func:`mp_lock` (which keeps no
+    results) are computed again.
+
+    Args:
+        data_list: the items.
+        process: ``process(item, shared_data, init_values)``.
+        save_callback: as for :func:`mp_lock`, or ``None``.
+        num_procs: number of worker processes.
+        out_path: a folder; created if needed.
+        save_batch: items per batch (default 10).
+        shared_data: read-only data for ``process`` and ``init_function``.
+        init_function: ``init_function(shared_data)``, once per worker.
+        backend: ``"process"`` (default) or another backend name.
+        progress: show a progress bar.
+        allow_pickle: load results that were pickled by an earlier run (needed
+            to resume when results are not plain data). Loading a pickle can run
+            code: only allow it for folders you wrote. Default False.
+
+    Returns:
+        One entry per item, in input order: the result, or the
+        :class:`~parallelize.TaskFailure` of an item whose ``process`` raised
+        (a ``RuntimeWarning`` names them; a rerun retries them).
+
+    Raises:
+        ConfigError: a bad argument, or pickled results without ``allow_pickle``.
+        ResumeMismatchError: ``out_path`` records other items at some positions.
+    """
+    _, values = _run(
+        data_list, process, save_callback, num_procs, out_path, save_batch, shared_data, init_function,
+        keep_values=True, backend=backend, allow_pickle=allow_pickle, progress=progress,
+    )
+    return values
+
+
+def is_completed(data_list: Iterable[Any], out_path: str | os.PathLike[str]) -> bool:
+    """Whether every item of ``data_list`` is recorded as done in ``out_path``.
+
+    Args:
+        data_list: the items, as given to :func:`mp_lock`.
+        out_path: the folder given to :func:`mp_lock`.
+
+    Returns:
+        True if a rerun would process nothing.
+
+    Raises:
+        ResumeMismatchError: ``out_path`` records other items at some positions.
+    """
+    if not isinstance(out_path, (str, os.PathLike)):
+        raise ConfigError(f"out_path must be a folder path (str or os.PathLike), got {out_path!r}")
+    return Checkpoint(Path(out_path) / CHECKPOINT_FOLDER).is_completed(data_list)

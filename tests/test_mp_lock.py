@@ -1,0 +1,323 @@
+"""multiprocessing_lib's API (``mp_lock``, ``mp_lock_values``, ``is_completed``).
+
+Real worker processes and real files: ``save_callback`` writes to disk, the
+process function logs each call so that recomputation can be counted, and the
+example is run as a user would run it, crash included.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from parallelize import (
+    ConfigError,
+    MpLockReport,
+    ResumeMismatchError,
+    TaskFailure,
+    is_completed,
+    mp_lock,
+    mp_lock_values,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+LIMIT = 90.0
+
+
+# -- helpers (module level, so worker processes can import them) ---------------------
+
+
+def log_call(shared_data: dict[str, Any], item: Any) -> None:
+    with open(shared_data["log"], "a") as fh:
+        fh.write(json.dumps(item) + "\n")
+
+
+def upper(item: str, shared_data: dict[str, Any], init_values: dict[str, Any]) -> str:
+    log_call(shared_data, item)
+    return item.upper()
+
+
+def logged_calls(log: Path) -> list[Any]:
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+class JsonLines:
+    """A save_callback appending ``{"name", "result"}`` lines to ``<path>.jsonl``."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, list[Any], list[Any]]] = []
+
+    def __call__(self, path: str, results: list[Any], names: list[Any]) -> None:
+        self.calls.append((path, list(results), list(names)))
+        with open(path + ".jsonl", "a") as fh:
+            for name, result in zip(names, results):
+                fh.write(json.dumps({"name": name, "result": result}) + "\n")
+
+
+def saved(out: Path) -> list[dict[str, Any]]:
+    path = out / "data.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+# -- mp_lock -------------------------------------------------------------------------
+
+
+def test_mp_lock_processes_and_saves_every_item_in_batches(tmp_path: Path) -> None:
+    out, log = tmp_path / "out", tmp_path / "calls.log"
+    data = [f"item{i}" for i in range(25)]
+    save = JsonLines()
+    report = mp_lock(data, upper, save, 2, out, save_batch=10, shared_data={"log": str(log)})
+    assert report == MpLockReport(computed=25, resumed=0, failures=())
+    assert report.ok
+    assert sorted((r["name"], r["result"]) for r in saved(out)) == sorted((d, d.upper()) for d in data)
+    assert all(path == str(out / "data") for path, _, _ in save.calls)
+    assert sorted(len(names) for _, _, names in save.calls) == [5, 10, 10]
+    assert is_completed(data, out)
+
+    again = mp_lock(data, upper, save, 2, out, save_batch=10, shared_data={"log": str(log)})
+    assert again == MpLockReport(computed=0, resumed=25, failures=())
+    assert len(logged_calls(log)) == 25  # nothing ran again
+    assert len(save.calls) == 3
+
+
+OVERLAP: dict[str, Any] = {"busy": False, "overlaps": 0, "calls": 0}
+
+
+def overlap_detecting_save(path: str, results: list[Any], names: list[Any]) -> None:
+    # No lock on purpose: two calls at once would see each other's flag.
+    if OVERLAP["busy"]:
+        OVERLAP["overlaps"] += 1
+    OVERLAP["busy"] = True
+    time.sleep(0.02)
+    OVERLAP["calls"] += 1
+    OVERLAP["busy"] = False
+
+
+def quick(item: int, shared_data: Any, init_values: Any) -> int:
+    return item * 2
+
+
+@pytest.mark.parametrize("backend", ["process", "thread"])
+def test_save_callback_never_runs_twice_at_once(tmp_path: Path, backend: str) -> None:
+    OVERLAP.update(busy=False, overlaps=0, calls=0)
+    report = mp_lock(range(60), quick, overlap_detecting_save, 4, tmp_path, save_batch=3, backend=backend)
+    assert report.computed == 60
+    assert OVERLAP["calls"] == 20
+    assert OVERLAP["overlaps"] == 0
+
+
+class FailingSave:
+    """Saves like JsonLines, but raises on its ``fail_at``-th call."""
+
+    def __init__(self, fail_at: int) -> None:
+        self.fail_at = fail_at
+        self.n = 0
+
+    def __call__(self, path: str, results: list[Any], names: list[Any]) -> None:
+        self.n += 1
+        if self.n == self.fail_at:
+            raise OSError("disk full")
+        JsonLines()(path, results, names)
+
+
+def test_an_item_is_done_only_once_its_batch_was_saved(tmp_path: Path) -> None:
+    out, log = tmp_path / "out", tmp_path / "calls.log"
+    data = [f"x{i}" for i in range(40)]
+    with pytest.raises(OSError, match="disk full"):
+        mp_lock(data, upper, FailingSave(3), 2, out, save_batch=5, shared_data={"log": str(log)})
+    names_saved = {r["name"] for r in saved(out)}
+    assert len(names_saved) == 10  # two batches saved before the failing one
+    assert not is_completed(data, out)
+
+    first = len(logged_calls(log))
+    report = mp_lock(data, upper, JsonLines(), 2, out, save_batch=5, shared_data={"log": str(log)})
+    assert report.resumed == 10 and report.computed == 30
+    assert sorted(r["name"] for r in saved(out)) == sorted(data)  # each exactly once
+    rerun = logged_calls(log)[first:]
+    assert not set(rerun) & names_saved
+    assert is_completed(data, out)
+
+
+def sometimes_fails(item: int, shared_data: dict[str, Any], init_values: Any) -> int:
+    log_call(shared_data, item)
+    if item % 7 == 3 and not os.path.exists(shared_data["fixed"]):
+        raise ValueError(f"cannot process {item}")
+    return item
+
+
+def test_one_failure_does_not_stop_the_others_and_a_rerun_retries_it(tmp_path: Path) -> None:
+    out, log, fixed = tmp_path / "out", tmp_path / "calls.log", tmp_path / "fixed"
+    shared = {"log": str(log), "fixed": str(fixed)}
+    save = JsonLines()
+    with pytest.warns(RuntimeWarning, match=r"3 item\(s\) failed.*item 3: ValueError: cannot process 3"):
+        report = mp_lock(range(20), sometimes_fails, save, 2, out, save_batch=4, shared_data=shared)
+    assert [f.index for f in report.failures] == [3, 10, 17]
+    assert all(isinstance(f.exception, ValueError) for f in report.failures)
+    assert not report.ok and report.computed == 17
+    assert sorted(r["name"] for r in saved(out)) == sorted(set(range(20)) - {3, 10, 17})
+    assert not is_completed(range(20), out)
+
+    fixed.touch()
+    first = len(logged_calls(log))
+    report = mp_lock(range(20), sometimes_fails, save, 2, out, save_batch=4, shared_data=shared)
+    assert report == MpLockReport(computed=3, resumed=17, failures=())
+    assert sorted(logged_calls(log)[first:]) == [3, 10, 17]
+    assert sorted(r["name"] for r in saved(out)) == list(range(20))
+
+
+# -- init_function and shared_data ----------------------------------------------------------
+
+
+def init_with_lock(shared_data: dict[str, Any]) -> dict[str, Any]:
+    with open(shared_data["log"], "a") as fh:
+        fh.write(json.dumps(["init", os.getpid()]) + "\n")
+    return {"lock": threading.Lock(), "model": lambda s: s[::-1], "pid": os.getpid()}
+
+
+def use_model(item: str, shared_data: dict[str, Any], init_values: dict[str, Any]) -> list[Any]:
+    with init_values["lock"]:
+        return [init_values["model"](item), init_values["pid"], os.getpid(), shared_data["suffix"]]
+
+
+def test_init_function_runs_once_per_worker_and_may_return_unpicklable_objects(tmp_path: Path) -> None:
+    log = tmp_path / "init.log"
+    data = [f"w{i}" for i in range(30)]
+    values = mp_lock_values(
+        data, use_model, None, 2, tmp_path / "out", save_batch=3,
+        shared_data={"log": str(log), "suffix": "!"}, init_function=init_with_lock,
+    )
+    assert [v[0] for v in values] == [d[::-1] for d in data]
+    assert all(v[1] == v[2] for v in values)  # init_values came from this very worker
+    assert all(v[3] == "!" for v in values)
+    inits = Counter(pid for _, pid in logged_calls(log))
+    worker_pids = {v[2] for v in values}
+    assert worker_pids <= set(inits) and set(inits.values()) == {1}
+    assert os.getpid() not in worker_pids  # processes, not threads
+
+
+def check_defaults(item: int, shared_data: Any, init_values: Any) -> list[Any]:
+    return [shared_data, init_values]
+
+
+def test_without_shared_data_and_init_function_both_are_empty_dicts(tmp_path: Path) -> None:
+    assert mp_lock_values([1], check_defaults, None, 1, tmp_path) == [[{}, {}]]
+
+
+# -- mp_lock_values -----------------------------------------------------------------------
+
+
+def test_mp_lock_values_keeps_order_and_duplicates_and_reruns_without_recomputing(tmp_path: Path) -> None:
+    out, log = tmp_path / "out", tmp_path / "calls.log"
+    data = ["b", "a", "b", "c", "a", "b"]
+    save = JsonLines()
+    assert mp_lock_values(data, upper, save, 2, out, save_batch=2, shared_data={"log": str(log)}) == [
+        "B", "A", "B", "C", "A", "B",
+    ]
+    assert Counter(logged_calls(log)) == Counter(data)  # once per position, duplicates included
+    assert Counter(r["name"] for r in saved(out)) == Counter(data)
+    again = mp_lock_values(data, upper, save, 2, out, save_batch=2, shared_data={"log": str(log)})
+    assert again == ["B", "A", "B", "C", "A", "B"]
+    assert len(logged_calls(log)) == len(data)
+    assert len(save.calls) == 3
+
+
+def test_mp_lock_values_puts_failures_in_place(tmp_path: Path) -> None:
+    shared = {"log": str(tmp_path / "calls.log"), "fixed": str(tmp_path / "fixed")}
+    with pytest.warns(RuntimeWarning):
+        values = mp_lock_values(range(5), sometimes_fails, None, 2, tmp_path / "out", shared_data=shared)
+    assert values[:3] == [0, 1, 2] and values[4] == 4
+    assert isinstance(values[3], TaskFailure) and values[3].index == 3
+
+
+def test_mp_lock_values_after_mp_lock_computes_the_values(tmp_path: Path) -> None:
+    out, log = tmp_path / "out", tmp_path / "calls.log"
+    mp_lock(["p", "q"], upper, None, 1, out, shared_data={"log": str(log)})
+    assert mp_lock_values(["p", "q"], upper, None, 1, out, shared_data={"log": str(log)}) == ["P", "Q"]
+    assert mp_lock_values(["p", "q"], upper, None, 1, out, shared_data={"log": str(log)}) == ["P", "Q"]
+    assert logged_calls(log) == ["p", "q", "p", "q"]  # mp_lock keeps no values
+
+
+def make_set(item: int, shared_data: Any, init_values: Any) -> Any:
+    return {item, item + 1}  # plain data: stored as JSON, no pickle needed
+
+
+class Point:
+    def __init__(self, x: int) -> None:
+        self.x = x
+
+
+def make_point(item: int, shared_data: Any, init_values: Any) -> Point:
+    return Point(item)
+
+
+def test_results_that_need_pickle_resume_only_with_allow_pickle(tmp_path: Path) -> None:
+    assert mp_lock_values([1, 2], make_set, None, 1, tmp_path / "a") == [{1, 2}, {2, 3}]
+    assert mp_lock_values([1, 2], make_set, None, 1, tmp_path / "a") == [{1, 2}, {2, 3}]
+    assert [p.x for p in mp_lock_values([1, 2], make_point, None, 1, tmp_path / "b")] == [1, 2]
+    with pytest.raises(ConfigError, match="allow_pickle=True"):
+        mp_lock_values([1, 2], make_point, None, 1, tmp_path / "b")
+    points = mp_lock_values([1, 2], make_point, None, 1, tmp_path / "b", allow_pickle=True)
+    assert [p.x for p in points] == [1, 2]
+
+
+# -- is_completed, changed data, bad arguments -------------------------------------------------
+
+
+def test_is_completed_and_changed_data(tmp_path: Path) -> None:
+    out, log = tmp_path / "out", tmp_path / "calls.log"
+    assert not is_completed(["a"], out)
+    mp_lock(["a", "b", "c"], upper, None, 1, out, shared_data={"log": str(log)})
+    assert is_completed(["a", "b", "c"], out)
+    assert is_completed(["a", "b"], out)
+    assert not is_completed(["a", "b", "c", "d"], out)
+    with pytest.raises(ResumeMismatchError, match=r"1 \(now 'B'\)"):
+        is_completed(["a", "B", "c"], out)
+    with pytest.raises(ResumeMismatchError, match=r"1 \(now 'B'\)"):
+        mp_lock(["a", "B", "c"], upper, None, 1, out, shared_data={"log": str(log)})
+    assert logged_calls(log) == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"process": 3}, "process must be callable"),
+        ({"save_callback": "x"}, "save_callback must be None or callable"),
+        ({"save_batch": 0}, "save_batch must be an integer >= 1"),
+        ({"num_procs": 0}, "max_workers must be an integer >= 1"),
+        ({"init_function": 1}, "init_function must be None or callable"),
+        ({"out_path": None}, "out_path must be a folder path"),
+    ],
+)
+def test_bad_arguments_are_named(tmp_path: Path, kwargs: dict[str, Any], match: str) -> None:
+    args: dict[str, Any] = {
+        "data_list": [1], "process": quick, "save_callback": None, "num_procs": 1, "out_path": tmp_path,
+    }
+    args.update(kwargs)
+    with pytest.raises(ConfigError, match=match):
+        mp_lock(**args)
+
+
+# -- the example: a real crash (SIGKILL of the parent) and a resume --------------------------
+
+
+@pytest.mark.slow
+def test_example_crashes_then_resumes(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "mp_lock_resume.py"), "--out_path", str(tmp_path / "out")],
+        cwd=ROOT, capture_output=True, text=True, timeout=LIMIT,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert lines[1] == "first run: killed by signal 9, 30 of 100 items saved"
+    assert lines[2] == "completed? False"
+    assert lines[3] == "second run: 30 items already done, 70 processed, 0 failed"
+    assert lines[4:] == ["completed? True", "every item saved exactly once: True"]

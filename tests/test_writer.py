@@ -1,0 +1,269 @@
+"""Writing results to files while running, and loading them back in order."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import string
+import sys
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from parallelize import (
+    BackendUnavailableError,
+    ConfigError,
+    ModelEvaluator,
+    Parallelize,
+    ParamSpace,
+    WriteSummary,
+    read_results,
+)
+from parallelize.writer import MANIFEST, _atomic_write, _split_by_memory
+
+BACKENDS = ["thread", "process"]
+FORMATS = ["parquet", "csv"]
+
+
+@pytest.fixture(params=BACKENDS)
+def kind(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+def record(x: int) -> dict[str, Any]:
+    return {"sq": x * x, "tenth": x / 10, "label": f"item-{x}"}
+
+
+def fail_on_15(x: int) -> int:
+    if x == 15:
+        raise ValueError("stop at 15")
+    return x
+
+
+def fail_on_odd(x: int) -> int:
+    if x % 2:
+        raise KeyError(x)
+    return x
+
+
+def padded(x: int) -> dict[str, Any]:
+    rng = random.Random(x)
+    return {"x": x, "text": "".join(rng.choice(string.ascii_letters) for _ in range(2000))}
+
+
+def part_files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("part-"))
+
+
+def assert_only_results(folder: Path) -> None:
+    """No temporary or stray file: parts and the manifest only."""
+    names = sorted(os.listdir(folder))
+    assert all(n.startswith("part-") or n == MANIFEST for n in names), names
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_max_rows_splits_into_sorted_files_in_input_order(kind: str, fmt: str, tmp_path: Path) -> None:
+    with Parallelize(2, backend=kind) as runner:
+        summary = runner.map(record, range(25), chunksize=3).to_files(tmp_path, max_rows=10, format=fmt)
+    assert isinstance(summary, WriteSummary)
+    assert summary.rows == 25
+    assert [p.name for p in summary.files] == [f"part-00000{i}.{fmt}" for i in range(3)]
+    assert part_files(tmp_path) == [p.name for p in summary.files]
+    assert summary.bytes == sum(p.stat().st_size for p in summary.files)
+    assert_only_results(tmp_path)
+
+    sizes = []
+    for path in summary.files:
+        one = pd.read_parquet(path) if fmt == "parquet" else pd.read_csv(path, index_col=0)
+        sizes.append(len(one))
+    assert sizes == [10, 10, 5]
+
+    df = read_results(tmp_path)
+    assert df.index.name == "task"
+    assert df.index.tolist() == list(range(25))
+    assert df["sq"].tolist() == [x * x for x in range(25)]
+    assert df["tenth"].tolist() == [x / 10 for x in range(25)]  # exact, CSV included
+    assert df["label"].tolist() == [f"item-{x}" for x in range(25)]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_round_trip_matches_to_dataframe(fmt: str, tmp_path: Path) -> None:
+    space = ParamSpace(a=[1, 2, 3], b=["x", "y"])
+
+    def work(a: int, b: str) -> dict[str, Any]:
+        if (a, b) == (2, "y"):
+            raise RuntimeError("no (2, y)")
+        return {"score": a * 0.1, "tag": f"{b}{a}"}
+
+    with Parallelize(2, backend="thread", on_error="collect") as runner:
+        expected = runner.map(work, space).to_dataframe()
+        runner.map(work, space).to_files(tmp_path, max_rows=4, format=fmt)
+    got = read_results(tmp_path)
+    assert got.index.tolist() == expected.index.tolist()
+    assert list(got.columns) == list(expected.columns)
+    for column in ["a", "b", "score", "tag"]:
+        pd.testing.assert_series_equal(got[column], expected[column], check_dtype=False)
+    assert got["duration"].notna().all()
+    assert got.loc[3, "error"] == "RuntimeError: no (2, y)"
+    assert got["error"].drop(index=3).isna().all()
+
+
+def test_max_mem_splits_a_batch_into_files_of_bounded_size(tmp_path: Path) -> None:
+    max_mem = 0.1  # MB
+    with Parallelize(2, backend="thread") as runner:
+        expected = runner.map(padded, range(120)).to_dataframe()
+        summary = runner.map(padded, range(120)).to_files(tmp_path, max_rows=1000, max_mem=max_mem)
+    total = int(expected.memory_usage(deep=True).sum())
+    limit = max_mem * 2**20
+    assert total > 2 * limit  # the single batch of 120 rows had to be split
+    assert len(summary.files) >= total / limit
+    for path in summary.files:
+        assert path.stat().st_size <= limit
+        piece = expected.loc[pd.read_parquet(path).index]
+        assert piece.memory_usage(deep=True).sum() <= limit
+    df = read_results(tmp_path)
+    assert df.index.tolist() == list(range(120))
+    assert df["text"].tolist() == expected["text"].tolist()
+    assert_only_results(tmp_path)
+
+
+def test_split_by_memory_gives_consecutive_pieces_under_the_limit() -> None:
+    sizes = [10, 5000, 10, 10, 3000, 10, 10, 10, 800, 10] * 5
+    frame = pd.DataFrame({"s": ["x" * n for n in sizes]})
+    limit = 8000
+    pieces = _split_by_memory(frame, limit)
+    assert pd.concat(pieces).index.tolist() == list(range(len(sizes)))
+    for piece in pieces:
+        assert len(piece) == 1 or piece.memory_usage(deep=True).sum() <= limit
+    # Not needlessly small: two neighbours together would not fit.
+    for a, b in pairwise(pieces):
+        assert pd.concat([a, b]).memory_usage(deep=True).sum() > limit / 2
+
+
+def test_execution_and_model_evaluator_write_while_running(kind: str, tmp_path: Path) -> None:
+    with Parallelize(2, backend=kind) as runner:
+        evaluator = ModelEvaluator(runner)
+        evaluator.run(record, x=range(30))
+        summary = evaluator.to_files(tmp_path / "grid", max_rows=7, format="csv")
+        expected = evaluator.to_dataframe()
+    assert summary.rows == 30
+    assert len(summary.files) == 5
+    got = read_results(tmp_path / "grid")
+    assert got.index.tolist() == list(range(30))
+    assert got["x"].tolist() == expected["x"].tolist()
+    assert got["sq"].tolist() == expected["sq"].tolist()
+
+
+def test_rows_received_before_an_error_are_written_then_it_is_raised(tmp_path: Path) -> None:
+    with Parallelize(2, backend="thread") as runner:
+        with pytest.raises(ValueError, match="stop at 15"):
+            runner.map(fail_on_15, range(40), chunksize=1).to_files(tmp_path, max_rows=10)
+    df = read_results(tmp_path)
+    assert df.index.tolist() == list(range(15))
+    assert df["result"].tolist() == list(range(15))
+    assert json.loads((tmp_path / MANIFEST).read_text())["complete"] is False
+    assert_only_results(tmp_path)
+
+
+def test_skip_leaves_failures_out_of_the_files(tmp_path: Path) -> None:
+    with Parallelize(2, backend="process", on_error="skip") as runner:
+        summary = runner.map(fail_on_odd, range(20)).to_files(tmp_path, max_rows=4, format="csv")
+    assert summary.rows == 10
+    assert read_results(tmp_path)["result"].tolist() == list(range(0, 20, 2))
+
+
+def test_map_rows_to_csv_restores_a_multiindex(tmp_path: Path) -> None:
+    index = pd.MultiIndex.from_product([["a", "b"], [1, 2, 3]], names=["group", "n"])
+    frame = pd.DataFrame({"v": range(6)}, index=index)
+    with Parallelize(2, backend="thread") as runner:
+        runner.map_rows(lambda v: {"w": v * 2}, frame, pass_as="kwargs").to_files(tmp_path, max_rows=4, format="csv")
+    got = read_results(tmp_path)
+    assert got.index.names == ["group", "n"]
+    assert got.index.tolist() == frame.index.tolist()
+    assert got["w"].tolist() == [0, 2, 4, 6, 8, 10]
+
+
+def test_reduce_mem_usage_shrinks_files_without_changing_values(tmp_path: Path) -> None:
+    with Parallelize(2, backend="thread") as runner:
+        summary = runner.map(lambda x: {"small": x % 50, "half": x / 2}, range(500)).to_files(
+            tmp_path, max_rows=200, reduce_mem_usage=True
+        )
+    assert summary.memory_saved > 0
+    first = pd.read_parquet(summary.files[0])
+    assert first["small"].dtype == "int8"
+    assert first["half"].dtype == "float32"
+    df = read_results(tmp_path)
+    assert df["small"].tolist() == [x % 50 for x in range(500)]
+    assert df["half"].tolist() == [x / 2 for x in range(500)]
+
+
+def test_missing_pyarrow_is_reported_before_any_work(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # A None entry makes `import pyarrow` raise ImportError, as if it were not installed.
+    for name in [m for m in sys.modules if m == "pyarrow" or m.startswith("pyarrow.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    with Parallelize(2, backend="thread") as runner:
+        stream = runner.map(record, range(10))
+        with pytest.raises(BackendUnavailableError, match=r'pip install "parallelize\[parquet\]"') as info:
+            stream.to_files(tmp_path)
+        assert isinstance(info.value, ImportError)
+        assert stream.statistics().submitted == 0
+        assert "format=\"csv\"" in str(info.value)
+        summary = stream.to_files(tmp_path, format="csv")  # the same stream still works
+    assert summary.rows == 10
+
+
+def test_a_folder_with_results_needs_overwrite(tmp_path: Path) -> None:
+    with Parallelize(2, backend="thread") as runner:
+        runner.map(record, range(5)).to_files(tmp_path, max_rows=2, format="csv")
+        (tmp_path / "notes.txt").write_text("keep me")
+        with pytest.raises(ConfigError, match="overwrite=True"):
+            runner.map(record, range(3)).to_files(tmp_path, format="csv")
+        runner.map(record, range(3)).to_files(tmp_path, format="csv", overwrite=True)
+    assert part_files(tmp_path) == ["part-000000.csv"]
+    assert (tmp_path / "notes.txt").read_text() == "keep me"
+    assert read_results(tmp_path).index.tolist() == [0, 1, 2]
+
+
+def test_bad_options_are_rejected_before_running(tmp_path: Path) -> None:
+    with Parallelize(2, backend="thread") as runner:
+        stream = runner.map(record, range(5))
+        with pytest.raises(ConfigError, match="max_rows"):
+            stream.to_files(tmp_path, max_rows=0)
+        with pytest.raises(ConfigError, match="max_mem"):
+            stream.to_files(tmp_path, max_mem=-1)
+        with pytest.raises(ConfigError, match="format"):
+            stream.to_files(tmp_path, format="xlsx")
+        assert stream.statistics().submitted == 0
+        stream.close()
+    assert not any(tmp_path.iterdir())
+
+
+def test_failed_write_leaves_neither_temp_nor_final_file(tmp_path: Path) -> None:
+    target = tmp_path / "part-000000.csv"
+
+    def broken(f: Any) -> None:
+        f.write("half a row,")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        _atomic_write(target, broken, binary=False)
+    assert list(tmp_path.iterdir()) == []
+    _atomic_write(target, lambda f: f.write("a,b\n1,2\n"), binary=False)
+    assert [p.name for p in tmp_path.iterdir()] == ["part-000000.csv"]
+    assert target.read_text() == "a,b\n1,2\n"
+
+
+def test_read_results_sorts_numerically_and_ignores_temp_files(tmp_path: Path) -> None:
+    pd.DataFrame({"v": [2]}, index=pd.Index([1], name="task")).to_csv(tmp_path / "part-1000000.csv")
+    pd.DataFrame({"v": [1]}, index=pd.Index([0], name="task")).to_csv(tmp_path / "part-999999.csv")
+    (tmp_path / ".part-1000001.csv.0123abcd.tmp").write_text("task,v\n2,")
+    got = read_results(tmp_path)
+    assert got["v"].tolist() == [1, 2]
+    assert got.index.tolist() == [0, 1]
+    with pytest.raises(FileNotFoundError):
+        read_results(tmp_path / "missing")

@@ -232,7 +232,7 @@ def _grid_form(peer: str) -> tuple[Callable[[], list[Any]], Callable[[], None]]:
     axes = (GRID["impurity"], GRID["depth"], GRID["bins"])
     n = len(GRID["impurity"]) * len(GRID["depth"]) * len(GRID["bins"])
     if peer in ("parallelize-evaluator", "parallelize-space"):
-        from parallelize import ModelEvaluator, ParamSpace, Parallelize
+        from parallelize import ModelEvaluator, Parallelize, ParamSpace
 
         runner = Parallelize(WORKERS, backend="process")
         if peer == "parallelize-evaluator":

@@ -30,7 +30,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 README = HERE / "README.md"
@@ -88,6 +88,8 @@ WORKLOAD_LABELS: dict[str, dict[str, str]] = {
 #: Before each case, wait up to QUIET_WAIT seconds for the machine to be this idle.
 QUIET_CORES = 0.2
 QUIET_WAIT = 60.0
+#: Total seconds a run may spend waiting for quiet; after that it measures at once.
+QUIET_BUDGET = 600.0
 
 PROCESS_PEERS = ("parallelize", "pool", "ppe", "loky", "joblib", "mpire", "dask")
 THREAD_PEERS = ("parallelize-threads", "tpe", "threadpool", "joblib-threads", "mpire-threads", "dask-threads")
@@ -135,7 +137,7 @@ WORKLOADS: tuple[Workload, ...] = (
         full={"n": 100_000, "reps": 5}, quick={"n": 100_000, "reps": 3},
     ),
     Workload(
-        "cpu", "CPU-bound: tasks of about 10 ms of pure Python (speed-up = serial / time; ideal 2.0)",
+        "cpu", "CPU-bound: {tasks} tasks of about 10 ms of pure Python (speed-up = serial / time; ideal 2.0)",
         ("parallelize", "serial", "pool", "ppe", "loky", "joblib", "mpire", "dask"),
         full={"tasks": 400, "reps": 5}, quick={"tasks": 100, "reps": 3},
     ),
@@ -169,7 +171,7 @@ WORKLOADS: tuple[Workload, ...] = (
         "when ten times the previous size's time would exceed the budget.",
     ),
     Workload(
-        "shared_array", "A 200 MB NumPy array read by 20 tasks (each sums one twentieth)",
+        "shared_array", "A {mb} MB NumPy array read by {parts} tasks (each sums one slice)",
         ("parallelize-args", "parallelize-shared", "pool", "joblib", "mpire"),
         full={"mb": 200, "parts": 20, "reps": 3}, quick={"mb": 100, "parts": 20, "reps": 1}, fresh=True,
         timeout=180, reference="parallelize-args",
@@ -179,7 +181,7 @@ WORKLOADS: tuple[Workload, ...] = (
         "array) inside the measurement.",
     ),
     Workload(
-        "skewed", "Skewed durations: 500 busy loops, one in fifty 100 ms, the rest 1 ms (ideal = work / 2)",
+        "skewed", "Skewed durations: {tasks} busy loops, one in fifty 100 ms, the rest 1 ms (ideal = work / 2)",
         PROCESS_PEERS, full={"tasks": 500, "reps": 5}, quick={"tasks": 250, "reps": 3},
     ),
 )
@@ -244,17 +246,20 @@ def wait_for_quiet(limit: float = QUIET_WAIT) -> float:
     Benchmarks on a shared machine are only as good as its idle time; the load
     found at the start of each case is recorded with the result.
     """
-    global _quiet_limit
-    deadline = time.monotonic() + min(limit, _quiet_limit)
+    global _quiet_limit, _quiet_spent
+    start = time.monotonic()
+    deadline = start + max(0.0, min(limit, _quiet_limit, QUIET_BUDGET - _quiet_spent))
     load = busy_cores()
     while load > QUIET_CORES and time.monotonic() < deadline:
         load = busy_cores()
+    _quiet_spent += time.monotonic() - start
     # A machine busy for a whole wait is likely to stay busy: wait less next time.
     _quiet_limit = QUIET_WAIT if load <= QUIET_CORES else 5.0
     return load
 
 
 _quiet_limit = QUIET_WAIT
+_quiet_spent = 0.0
 
 
 def _kill_group(pgid: int) -> None:
@@ -391,7 +396,7 @@ def label(workload: str, peer: str) -> str:
 
 def table(w: Workload, rows: dict[str, Any], params: dict[str, Any]) -> list[str]:
     """Markdown lines for one workload."""
-    lines = [f"### {w.title}", ""]
+    lines = [f"### {w.title.format(**params)}", ""]
     if w.name == "streaming":
         sizes = params["sizes"]
         lines.append("| library | " + " | ".join(f"{n:,} tasks" for n in sizes) + " |")
@@ -608,10 +613,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peers", help="comma-separated peer keys to run (default: all)")
     parser.add_argument("--readme", action="store_true", help="write the report into benchmarks/README.md")
     parser.add_argument("--out", default=str(HERE / "results"), help="basename of results.json/.md")
+    parser.add_argument("--from-json", metavar="FILE", help="only rebuild the report from a saved results.json")
     parser.add_argument("--case", nargs=3, metavar=("WORKLOAD", "PEER", "PARAMS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.case:
         case_main(*args.case)
+        return 0
+    if args.from_json:
+        saved = json.loads(Path(args.from_json).read_text())
+        text = report(saved["results"], saved["params"], saved["meta"])
+        print(text)
+        if args.readme:
+            update_readme(text)
         return 0
     only = set(args.only.split(",")) if args.only else None
     known = {w.name for w in WORKLOADS}
@@ -628,12 +641,13 @@ def main(argv: list[str] | None = None) -> int:
             continue
         peers = tuple(p for p in w.peers if not chosen_peers or p in chosen_peers or p in ("serial", "loky-startup"))
         params[w.name] = dict(w.quick if args.quick else w.full)
-        log(f"[{w.name}] {w.title}")
+        log(f"[{w.name}] {w.title.format(**params[w.name])}")
         results[w.name] = measure(w, params[w.name], peers)
-    meta = {"date": date, "mode": mode, "duration": time.perf_counter() - started, "machine": machine(),
-            "git": git_revision()}
+        # Saved after every workload, so an interrupted run keeps what it measured.
+        meta = {"date": date, "mode": mode, "duration": time.perf_counter() - started, "machine": machine(),
+                "git": git_revision()}
+        Path(args.out + ".json").write_text(json.dumps({"meta": meta, "params": params, "results": results}, indent=1))
     text = report(results, params, meta)
-    Path(args.out + ".json").write_text(json.dumps({"meta": meta, "params": params, "results": results}, indent=1))
     Path(args.out + ".md").write_text(text + "\n")
     print(text)
     if args.readme:

@@ -48,7 +48,7 @@ def my_init(shared_data):
     return {"model": ml_model}
 
 
-def process(data, shared_data={}, init_values={}):
+def process(data, shared_data, init_values):
     my_model = init_values["model"]
     time.sleep(0.01)  # some real work
     return my_model.process(data) + shared_data["some_data"]
@@ -62,7 +62,7 @@ def save_callback(output_filepath, data_results, data_names):
     if CRASH_AT is not None and saved_batches + 1 == CRASH_AT:
         os.kill(os.getpid(), signal.SIGKILL)  # crash before this batch is saved
     with open(output_filepath + ".jsonl", "a") as fid:
-        for name, result in zip(data_names, data_results):
+        for name, result in zip(data_names, data_results, strict=True):
             fid.write(json.dumps({"data_name": name, "result": result}) + "\n")
     saved_batches += 1
 

@@ -54,11 +54,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
 import cloudpickle
 
 from .errors import ConfigError, PicklingError, ResumeMismatchError
+from .space import params_hash
 from .statistics import Statistics, StatisticsCollector
 from .task import BatchResult, TaskFailure, _short_repr
 
@@ -78,6 +79,8 @@ _PREFIX_RUN = 1024
 # Differing positions named in a ResumeMismatchError.
 _SHOWN_MISMATCHES = 10
 _NUMPY_KINDS = "biufcmMSU"
+# Stored result kinds: tagged JSON, pickle, or none kept (only "finished").
+_KINDS = frozenset(("j", "p", "-"))
 #: The ``worker`` of batch results read back from a checkpoint rather than computed.
 STORED_WORKER = "checkpoint"
 
@@ -124,8 +127,12 @@ def input_hash(item: Any) -> str:
     Raises:
         ConfigError: the item can be neither encoded nor pickled.
     """
-    from .space import params_hash
-
+    t = type(item)
+    if t is int or t is str:
+        # The common case, hashed without the general encoder; the tag keeps
+        # these apart from each other and from params_hash's encodings.
+        data = (b"i" + str(item).encode()) if t is int else (b"s" + item.encode("utf-8", "surrogatepass"))
+        return hashlib.sha256(data).hexdigest()[:_HASH_CHARS]
     if _is_canonical(item):
         return params_hash({"input": item}, _HASH_CHARS)
     try:
@@ -246,8 +253,7 @@ def _encode_result(value: Any, position: int) -> tuple[str, Any]:
 # --------------------------------------------------------------------------- journal
 
 
-@dataclass(frozen=True)
-class _Entry:
+class _Entry(NamedTuple):
     """One finished task as stored: input hash, result kind (j/p/-) and payload."""
 
     hash: str
@@ -296,14 +302,17 @@ def _read_segment(path: Path, entries: dict[int, _Entry]) -> int:
             # not trusted; those tasks run again.
             return 1
         try:
-            record = json.loads(payload)
-            tasks = [(int(p), str(h), str(k), v) for p, h, k, v in record["tasks"]]
+            tasks = json.loads(payload)["tasks"]
+            checked = [
+                (pos, _Entry(h, kind, doc))
+                for pos, h, kind, doc in tasks
+                if type(pos) is int and type(h) is str and kind in _KINDS
+            ]
         except (ValueError, KeyError, TypeError):
             return 1
-        for pos, h, kind, payload_doc in tasks:
-            if kind not in ("j", "p", "-"):
-                return 1
-            entries[pos] = _Entry(h, kind, payload_doc)  # a later record wins
+        if len(checked) != len(tasks):
+            return 1
+        entries.update(checked)  # a later record wins
         offset = start + length
     return 0
 
@@ -480,7 +489,7 @@ def _mismatch(
 # --------------------------------------------------------------------------- resume
 
 
-@dataclass
+@dataclass(slots=True)
 class _Slot:
     """One position on its way out: the input, the value (or failure), its origin."""
 
@@ -654,6 +663,18 @@ class ResumeRun:
             index += 1
             yield item
 
+    def _stored_batch(self, first: int, items: list[Any], entries: list[_Entry]) -> BatchResult:
+        """Consecutive stored results from ``first`` on, as one BatchResult."""
+        return BatchResult(
+            first=first,
+            values=[self._value(first + k, e) for k, e in enumerate(entries)],
+            durations=array("d", [math.nan]) * len(entries),
+            failures=[],
+            worker=STORED_WORKER,
+            elapsed=0.0,
+            items=items,
+        )
+
     def _stored_slot(self, pos: int, item: Any, entry: _Entry) -> _Slot:
         return _Slot(pos, item, entry)  # decoded when handed out
 
@@ -728,24 +749,28 @@ class ResumeRun:
         # runner.statistics() describes the latest run, even one that computes nothing.
         self._runner._last_collector = self.statistics.empty
         try:
+            # The finished prefix of the input goes out directly, in runs.
             it: Iterator[tuple[int, Any]] | None = enumerate(self._iterable)
-            prefix: list[_Slot] = []
             assert it is not None
+            first = 0
+            items: list[Any] = []
+            stored: list[_Entry] = []
             for pos, item in it:
                 entry = self._entries.get(pos)
                 if entry is not None:
                     self._check(pos, item, entry, it)
-                if not self._usable(entry):
+                if entry is None or not self._usable(entry):
                     it = chain([(pos, item)], it)
                     break
-                assert entry is not None
-                prefix.append(self._stored_slot(pos, item, entry))
-                if len(prefix) >= _PREFIX_RUN:
-                    yield from _runs(self._decoded(prefix))
-                    prefix = []
+                items.append(item)
+                stored.append(entry)
+                if len(items) >= _PREFIX_RUN:
+                    yield self._stored_batch(first, items, stored)
+                    first, items, stored = pos + 1, [], []
             else:
                 it = None
-            yield from _runs(self._decoded(prefix))
+            if items:
+                yield self._stored_batch(first, items, stored)
             if it is None:  # everything was stored: no worker is started
                 return
             stream = self._runner.run_batches(

@@ -60,10 +60,21 @@ class MemoryReport:
 
     def __str__(self) -> str:
         return (
-            f"memory usage {self.before / _MB:.2f} MB -> {self.after / _MB:.2f} MB: "
-            f"{self.saved / _MB:.2f} MB saved ({self.fraction_saved:.0%}), "
+            f"memory usage {_size(self.before)} -> {_size(self.after)}: "
+            f"{_size(self.saved)} saved ({self.fraction_saved:.0%}), "
             f"{len(self.columns)} column(s) downcast"
         )
+
+
+def _size(n: int) -> str:
+    """A byte count for people: ``512 B``, ``3.4 KB``, ``7.63 MB`` (powers of 1024)."""
+    if abs(n) < 1024:
+        return f"{n} B"
+    if abs(n) < _MB:
+        return f"{n / 1024:.1f} KB"
+    if abs(n) < 1024 * _MB:
+        return f"{n / _MB:.2f} MB"
+    return f"{n / (1024 * _MB):.2f} GB"
 
 
 def _smallest_int(np: Any, kind: str, lo: int, hi: int, itemsize: int) -> Any:

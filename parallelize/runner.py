@@ -44,6 +44,9 @@ def _length(iterable: Any) -> int | None:
             return len(iterable)
         except TypeError:  # e.g. a space with a distribution axis
             return None
+        except OverflowError:  # a space larger than sys.maxsize still has a size
+            size = getattr(iterable, "size", None)
+            return size if isinstance(size, int) else None
     return None
 
 

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from .dataframe import FrameLayout, results_frame
 from .errors import BackendUnavailableError, ConfigError, check_choice
+from .memory import _size
 from .memory import reduce_mem_usage as _reduce_mem_usage
 from .task import BatchResult
 
@@ -81,7 +82,7 @@ class WriteSummary:
     memory_saved: int = 0
 
     def __str__(self) -> str:
-        return f"{self.rows} rows in {len(self.files)} {self.format} file(s) in {self.folder} ({self.bytes / _MB:.2f} MB)"
+        return f"{self.rows} rows in {len(self.files)} {self.format} file(s) in {self.folder} ({_size(self.bytes)})"
 
 
 def _require_pyarrow(action: str) -> Any:
@@ -123,6 +124,17 @@ def _atomic_write(path: Path, write: Any, binary: bool) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def _text_columns(pa: Any, table: Any) -> Any:
+    """Store ``worker`` and ``error`` as strings even in a file where they are all
+    missing, so that every file has the same schema for them (readers that open
+    the folder as one dataset take the schema from a single file)."""
+    for name in ("worker", "error"):
+        i = table.schema.get_field_index(name)
+        if i >= 0 and pa.types.is_null(table.schema.field(i).type):
+            table = table.set_column(i, pa.field(name, pa.string()), table.column(i).cast(pa.string()))
+    return table
 
 
 def _split_by_memory(frame: pd.DataFrame, limit: int) -> list[pd.DataFrame]:
@@ -211,6 +223,7 @@ class _PartWriter:
                         "mixed or unsupported types; return plain scalars, or pass format=\"csv\""
                     )
                 raise
+            table = _text_columns(pa, table)
             _atomic_write(path, lambda f: pq.write_table(table, f), binary=True)
         else:
             _atomic_write(path, lambda f: frame.to_csv(f), binary=False)

@@ -59,7 +59,7 @@ class JsonLines:
     def __call__(self, path: str, results: list[Any], names: list[Any]) -> None:
         self.calls.append((path, list(results), list(names)))
         with open(path + ".jsonl", "a") as fh:
-            for name, result in zip(names, results):
+            for name, result in zip(names, results, strict=True):
                 fh.write(json.dumps({"name": name, "result": result}) + "\n")
 
 

@@ -1,0 +1,7 @@
+"""``python -m parallelize``: the command line (see :mod:`parallelize.cli`)."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

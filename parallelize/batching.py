@@ -28,8 +28,10 @@ MAX_GROWTH = 16
 MIN_BATCH_SECONDS = 0.002
 
 # Hard ceiling on tasks per batch: bounds the memory of one batch's inputs and
-# results in flight.
-MAX_BATCH = 100_000
+# results in flight, and how far a stream reads ahead of its consumer (at most
+# a window of batches). At 20,000 even 0.1 us tasks make 2 ms batches, well
+# above the round trip.
+MAX_BATCH = 20_000
 
 
 # Tasks shorter than this are timed in groups (see task.Batch.timing_group):

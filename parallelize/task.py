@@ -62,7 +62,7 @@ class RemoteTraceback(Exception):
         return self.tb
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class TaskFailure:
     """A task that raised: the exception, where, and with which arguments.
 
@@ -94,6 +94,9 @@ class TaskFailure:
 
     def __str__(self) -> str:
         return f"<task {self.index} failed: {self.describe()}>"
+
+    # Failures sit among results in lists: keep their repr one short line.
+    __repr__ = __str__
 
 
 class FunctionHandle:
@@ -202,9 +205,10 @@ def restore_context(previous: tuple[Any, Any]) -> None:
 class WorkerSetup:
     """Runs the runner's initializer once per worker and remembers its result.
 
-    Backends call an instance as their per-worker ``initializer``; the batch also
-    carries it so that a worker which missed it (a Dask worker that joined late, a
-    replaced process) still initialises before its first task.
+    Backends call an instance as their per-worker ``initializer`` (loky and the
+    thread pool run it in every new worker, replacements included); calling it
+    again in the same worker does nothing, so a backend may also call it before
+    each batch (Dask, whose workers may join late).
     """
 
     __slots__ = ("token", "initializer", "shared_data")

@@ -103,10 +103,15 @@ def _terminate(procs: list[subprocess.Popen[bytes]]) -> None:
     # Collect descendants first: a worker process restarted by its nanny is not
     # in `procs`, and once its nanny exits it would no longer be found.
     tree = _tree(procs)
-    for proc in reversed(procs):  # workers before the scheduler, so they need not reconnect
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGTERM)
-    _gone, alive = psutil.wait_procs(tree, timeout=_GRACE)
+    # Workers first: a worker whose scheduler is already gone spends its grace
+    # period trying to reconnect instead of exiting.
+    workers, scheduler = procs[1:], procs[:1]
+    for group in (workers, scheduler):
+        for proc in group:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+        psutil.wait_procs([p for p in tree if p.pid in {q.pid for q in group}], timeout=_GRACE)
+    _gone, alive = psutil.wait_procs(tree, timeout=1)
     for p in alive + _tree(procs):
         with contextlib.suppress(psutil.NoSuchProcess):
             p.kill()

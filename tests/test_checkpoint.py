@@ -41,8 +41,6 @@ from parallelize.checkpoint import STORED_WORKER, input_hash
 # against hanging, never a speed requirement.
 LIMIT = 60.0
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 # -- helpers (module level, so the process backend can import them) ----------------
 
@@ -304,7 +302,9 @@ def test_changed_generator_input_after_a_missing_position_is_reported(tmp_path: 
         with pytest.raises(ResumeMismatchError, match=r"at 1 position\(s\): 5 \(now 99\)"):
             for v in runner.map(abs, (99 if x == 5 else x for x in range(10)), checkpoint=folder):
                 got.append(v)
-    assert got == [0, 1]  # in order up to the change; never the old result for 5
+    # In order, and nothing from the changed position on (when the engine reads
+    # ahead to position 5 decides whether position 2 came out first).
+    assert got in ([0, 1], [0, 1, 2])
     assert Checkpoint(folder).completed_positions() == set(range(10)) - {2}
 
 

@@ -23,7 +23,7 @@ from .model_evaluator import ModelEvaluator
 from .mp_lock import MpLockReport, is_completed, mp_lock, mp_lock_values
 from .options import RunOptions
 from .runner import Parallelize
-from .space import ParamSpace, Params, Space, params_hash, zip_spaces
+from .space import Params, ParamSpace, Space, params_hash, zip_spaces
 from .statistics import DurationSummary, Statistics, WorkerStatistics
 from .stream import ResultStream
 from .task import TaskFailure, WorkerContext, worker_context

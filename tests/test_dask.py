@@ -16,6 +16,7 @@ import textwrap
 import time
 import uuid
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Iterator
 
 import psutil
@@ -58,6 +59,13 @@ def fail_on_three(x: int) -> int:
     if x == 3:
         raise ValueError(f"bad input {x}")
     return x
+
+
+def fail_first_time(marker: str) -> str:
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        raise ConnectionError("first attempt fails")
+    return "ok"
 
 
 def score(depth: int, criterion: str, scale: int = 1) -> tuple[int, str, int]:
@@ -179,6 +187,14 @@ def test_error_policies(runner: Parallelize) -> None:
     assert any("arguments 3" in note for note in getattr(info.value, "__notes__", []))
 
 
+def test_retries_run_on_the_worker(runner: Parallelize, tmp_path: Path) -> None:
+    marker = tmp_path / "failed-once"
+    assert runner.submit(fail_first_time, str(marker)).exception(timeout=30) is not None
+    marker.unlink()
+    assert list(runner.map(fail_first_time, [str(marker)], retries=1)) == ["ok"]
+    assert runner.statistics().retried == 1
+
+
 def test_initializer_runs_once_per_worker(dask_address: str) -> None:
     with Parallelize(2, backend="dask", address=dask_address, initializer=make_token, shared_data="seed") as r:
         out = list(r.map(report_init, range(40), chunksize=1))
@@ -234,10 +250,13 @@ def test_worker_killed_mid_run_is_rescheduled() -> None:
             stream = runner.map(slower_square, range(16), ordered=False, chunksize=1)
             results = [next(stream), next(stream)]
             # Both workers are busy now (8 batches outstanding for 2 threads): kill one.
-            os.kill(next(iter(worker_pids.values())), signal.SIGKILL)
+            victim = psutil.Process(next(iter(worker_pids.values())))
+            victim.send_signal(signal.SIGKILL)
+            victim.wait(timeout=10)
             results.extend(stream)
         finally:
             runner.shutdown()
+        assert not victim.is_running()
         assert sorted(results) == [i * i for i in range(16)]
         stats = runner.statistics()
         assert stats.completed == 16 and stats.failed == 0

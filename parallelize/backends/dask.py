@@ -98,7 +98,7 @@ def _translate(exc: BaseException) -> BaseException:
 
     if isinstance(exc, KilledWorker):
         err: BaseException = WorkerCrashedError(
-            f"Dask gave up on a task after the workers running it died too many times: {exc}. "
+            f"Dask gave up on a task after the workers running it died too many times: {str(exc).rstrip('.')}. "
             "A task that kills its worker (native crash, out of memory) is retried on other "
             "workers up to distributed.scheduler.allowed-failures times"
         )
@@ -282,6 +282,14 @@ class DaskBackend(Backend):
             return 0
         return sum(self._client.nthreads().values())
 
+    def suggested_workers(self) -> int | None:
+        """Tasks worth keeping in flight when the user did not choose: the cluster's threads.
+
+        ``None`` before a LocalCluster is started (it is sized by ``max_workers``).
+        """
+        threads = self.total_threads()
+        return threads or None
+
     def _attach(self, client: Any) -> None:
         if self.initializer is not None:
             name = f"parallelize-setup-{uuid.uuid4().hex}"
@@ -301,7 +309,14 @@ class DaskBackend(Backend):
                     "dashboard_address": ":0",  # a free port, not a clash on 8787
                     **self._cluster_options,
                 }
-                self._cluster = distributed.LocalCluster(**options)
+                try:
+                    self._cluster = distributed.LocalCluster(**options)
+                except Exception as exc:
+                    raise RuntimeError(
+                        f"could not start a Dask LocalCluster with {options}: {str(exc).rstrip('.')}. Its workers are new "
+                        "processes that import your script again: in a script, put the code that uses "
+                        'the runner under `if __name__ == "__main__":`'
+                    ) from exc
                 try:
                     self._attach(distributed.Client(self._cluster, set_as_default=False))
                 except BaseException:

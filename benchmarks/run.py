@@ -564,6 +564,10 @@ def report(results: dict[str, Any], params: dict[str, dict[str, Any]], meta: dic
         f"Run on {meta['date']} ({meta['mode']} mode, {meta['duration']:.0f} s"
         + (f", git {meta['git']}" if meta.get("git") else "") + ").",
         "",
+    ]
+    if meta.get("reruns"):
+        lines += ["Rerun later: " + ", ".join(f"`{k}` ({v})" for k, v in meta["reruns"].items()) + ".", ""]
+    lines += [
         "| machine | |",
         "|---|---|",
     ]
@@ -613,6 +617,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peers", help="comma-separated peer keys to run (default: all)")
     parser.add_argument("--readme", action="store_true", help="write the report into benchmarks/README.md")
     parser.add_argument("--out", default=str(HERE / "results"), help="basename of results.json/.md")
+    parser.add_argument("--update", action="store_true",
+                        help="keep the saved results of the workloads not run now (with --only)")
     parser.add_argument("--from-json", metavar="FILE", help="only rebuild the report from a saved results.json")
     parser.add_argument("--case", nargs=3, metavar=("WORKLOAD", "PEER", "PARAMS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -636,6 +642,13 @@ def main(argv: list[str] | None = None) -> int:
     date = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     results: dict[str, Any] = {}
     params: dict[str, dict[str, Any]] = {}
+    reruns: dict[str, str] = {}
+    if args.update and Path(args.out + ".json").exists():
+        # Keep the other workloads of the saved run; replace those run now.
+        saved = json.loads(Path(args.out + ".json").read_text())
+        results, params = saved["results"], saved["params"]
+        reruns = saved["meta"].get("reruns", {})
+        date = saved["meta"]["date"]
     for w in WORKLOADS:
         if only and w.name not in only:
             continue
@@ -643,9 +656,11 @@ def main(argv: list[str] | None = None) -> int:
         params[w.name] = dict(w.quick if args.quick else w.full)
         log(f"[{w.name}] {w.title.format(**params[w.name])}")
         results[w.name] = measure(w, params[w.name], peers)
+        if args.update:
+            reruns[w.name] = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
         # Saved after every workload, so an interrupted run keeps what it measured.
         meta = {"date": date, "mode": mode, "duration": time.perf_counter() - started, "machine": machine(),
-                "git": git_revision()}
+                "git": git_revision(), "reruns": reruns}
         Path(args.out + ".json").write_text(json.dumps({"meta": meta, "params": params, "results": results}, indent=1))
     text = report(results, params, meta)
     Path(args.out + ".md").write_text(text + "\n")

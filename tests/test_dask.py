@@ -32,6 +32,7 @@ from parallelize.errors import (  # noqa: E402
     BackendUnavailableError,
     ConfigError,
     SchedulerUnreachableError,
+    TaskTimeoutError,
 )
 from parallelize.task import TaskFailure, worker_context  # noqa: E402
 
@@ -53,6 +54,11 @@ def slow_square(x: int, delay: float = 0.05) -> int:
 def slower_square(x: int) -> int:
     time.sleep(0.3)
     return x * x
+
+
+def sleep_for(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
 
 
 def fail_on_three(x: int) -> int:
@@ -149,6 +155,23 @@ def test_submit_cancel_of_queued_task(dask_address: str) -> None:
     assert queued.cancelled()
     assert [f.result(timeout=30) for f in busy] == [0, 1]
     runner.shutdown()
+
+
+def test_backend_future_is_pending_then_running_then_done(runner: Parallelize) -> None:
+    future = runner.backend.submit(sleep_for, 1.0)
+    deadline = time.monotonic() + 20
+    while not future.running() and not future.done() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert future.running(), "the start event should mark the future running"
+    assert not future.cancel()  # a started task cannot be cancelled, as on any executor
+    assert future.result(timeout=30) == 1.0
+
+
+def test_timeout_fails_the_slow_task_only(runner: Parallelize) -> None:
+    out = list(runner.map(sleep_for, [0.01, 2.0, 0.01, 0.01, 0.01], timeout=0.5, on_error="collect"))
+    assert out[0] == 0.01 and out[2:] == [0.01, 0.01, 0.01]
+    assert isinstance(out[1], TaskFailure)
+    assert isinstance(out[1].exception, TaskTimeoutError)
 
 
 def test_run_calls_function_once_per_worker(runner: Parallelize) -> None:

@@ -51,13 +51,13 @@ class Backend(abc.ABC):
             cancel_futures: cancel tasks that have not started.
         """
 
-    def kill_workers(self) -> None:
+    def kill_workers(self) -> None:  # noqa: B027 - optional hook, no-op by default
         """Stop every worker now, running tasks included, so new ones replace them.
 
         Only meaningful where :attr:`can_kill` is true; the default does nothing.
         """
 
-    def abandon(self, future: Future[Any]) -> None:
+    def abandon(self, future: Future[Any]) -> None:  # noqa: B027 - optional hook
         """The caller stopped waiting for ``future`` (its task timed out) and will
         not kill it. The default does nothing."""
 

@@ -11,7 +11,9 @@ The engine ships batches, not single tasks, so Dask's per-task cost (a few
 milliseconds of scheduling) is paid once per batch. Each submission gets a unique
 key (``pure=False``): two identical batches are two tasks, never one cached result.
 Dask's futures are turned into :class:`concurrent.futures.Future` objects, so the
-runner sees the same interface as on every other backend.
+runner sees the same interface as on every other backend; a task reports its start
+through a Dask event topic, so ``running()`` (and with it ``timeout=``) means what
+it means on a local pool.
 
 A worker lost mid-run is Dask's business: the scheduler reruns its tasks on
 other workers, up to ``distributed.scheduler.allowed-failures`` times (default 3)
@@ -45,6 +47,11 @@ CONNECT_TIMEOUT = 5.0
 # Seconds allowed for closing a client or a LocalCluster at shutdown.
 _CLOSE_TIMEOUT = 20.0
 
+# Tasks announce their start on this Dask event topic. One topic for every
+# runner: the scheduler keeps a bounded log per topic and never drops a topic,
+# so a topic per runner would grow a long-lived scheduler's memory.
+_TOPIC = "parallelize-task-started"
+
 
 class _SetupPlugin(WorkerPlugin):
     """Carries the runner's per-worker setup to every worker, present and future.
@@ -62,27 +69,41 @@ class _SetupPlugin(WorkerPlugin):
 
 
 class _Call:
-    """``fn(*args, **kwargs)`` as one opaque object, so Dask does not walk the arguments."""
+    """``fn(*args, **kwargs)`` as one opaque object, so Dask does not walk the arguments.
 
-    __slots__ = ("fn", "args", "kwargs", "plugin")
+    Attributes:
+        key: the task's Dask key, sent back on ``topic`` when the task starts.
+        topic: the submitting backend's event topic.
+        plugin: name of the backend's setup plugin, or ``None``.
+    """
 
-    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], plugin: str | None) -> None:
+    __slots__ = ("fn", "args", "kwargs", "key", "topic", "plugin")
+
+    def __init__(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], key: str, topic: str, plugin: str | None
+    ) -> None:
         self.fn = fn
         self.args = args
         self.kwargs = kwargs
+        self.key = key
+        self.topic = topic
         self.plugin = plugin
 
     def __getstate__(self) -> tuple[Any, ...]:
-        return (self.fn, self.args, self.kwargs, self.plugin)
+        return (self.fn, self.args, self.kwargs, self.key, self.topic, self.plugin)
 
     def __setstate__(self, state: tuple[Any, ...]) -> None:
-        self.fn, self.args, self.kwargs, self.plugin = state
+        self.fn, self.args, self.kwargs, self.key, self.topic, self.plugin = state
 
 
 def _run_call(call: _Call) -> Any:
-    """Run in a Dask worker: the runner's setup (once per worker thread), then the call."""
+    """Run in a Dask worker: say it started, run the runner's setup (once per worker thread), then the call."""
+    worker = distributed.get_worker()
+    # Non-blocking: queued on the worker's batched stream to the scheduler, which
+    # forwards it to the subscribed client within a few milliseconds.
+    worker.log_event(call.topic, call.key)
     if call.plugin is not None:
-        plugin = distributed.get_worker().plugins.get(call.plugin)
+        plugin = worker.plugins.get(call.plugin)
         if plugin is None:
             raise RuntimeError(
                 f"worker setup {call.plugin!r} is not registered on this Dask worker; "
@@ -113,18 +134,45 @@ def _translate(exc: BaseException) -> BaseException:
     return err
 
 
+def _on_started(event: tuple[float, Any]) -> None:
+    """Start-event handler (in the client's event loop): mark the task's future running."""
+    future = _STARTED.get(event[1])
+    if future is not None:
+        future._started()
+
+
+def _subscribe(client: Any) -> None:
+    with _subscriptions_lock:
+        count = _subscriptions.get(client.id, 0)
+        if count == 0:
+            client.subscribe_topic(_TOPIC, _on_started)
+        _subscriptions[client.id] = count + 1
+
+
+def _unsubscribe(client: Any) -> None:
+    with _subscriptions_lock:
+        count = _subscriptions.pop(client.id, 1) - 1
+        if count > 0:
+            _subscriptions[client.id] = count
+            return
+    try:
+        client.unsubscribe_topic(_TOPIC)
+    except Exception:  # closed client or scheduler gone: nothing to undo
+        pass
+
+
 class _DaskFuture(Future):  # type: ignore[type-arg]
     """A :class:`concurrent.futures.Future` that follows a Dask future.
 
-    It stays pending until the Dask task is finished (Dask does not say when a
-    task starts), so ``cancel()`` succeeds until then: the Dask future is
-    released, which stops the task if it has not started and discards its result
-    otherwise.
+    Pending until the task's start event arrives, then running, then done with
+    the task's value or exception. ``cancel()`` succeeds while pending: the Dask
+    future is released, so the scheduler drops the task (were it to start in the
+    meantime, its result is discarded).
     """
 
-    def __init__(self, dask_future: Any) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self._dask_future: Any = dask_future
+        self._dask_future: Any = None
         self._guard = threading.Lock()
 
     def cancel(self) -> bool:
@@ -137,6 +185,23 @@ class _DaskFuture(Future):  # type: ignore[type-arg]
             dask_future.release()
         return True
 
+    def _started(self) -> None:
+        """The task's start event arrived (called in the client's event loop)."""
+        with self._guard:
+            if not self.running() and not self.done():
+                self.set_running_or_notify_cancel()
+
+    def _abandon(self) -> None:
+        """Stop following the task: release it and wake anyone still waiting."""
+        with self._guard:
+            dask_future, self._dask_future = self._dask_future, None
+            if not self.done():
+                if not self.running():
+                    self.set_running_or_notify_cancel()
+                self.set_exception(CancelledError("the task was abandoned; its result is discarded"))
+        if dask_future is not None:
+            dask_future.release()
+
     def _follow(self, dask_future: Any) -> None:
         """Dask's done callback (runs in Dask's callback thread): copy the outcome."""
         try:
@@ -145,9 +210,10 @@ class _DaskFuture(Future):  # type: ignore[type-arg]
             value, error = None, _translate(exc)
         with self._guard:
             self._dask_future = None
-            if self.cancelled():
+            if self.done():  # cancelled or abandoned meanwhile
                 return
-            self.set_running_or_notify_cancel()
+            if not self.running():
+                self.set_running_or_notify_cancel()
             if error is None:
                 self.set_result(value)
             else:
@@ -194,6 +260,12 @@ def _unreachable(address: str, timeout: float, error: BaseException) -> Schedule
         "is running there and that this machine can reach its host and port, or pass "
         "connect_timeout= to wait longer"
     )
+
+
+# Unfinished futures of every dask backend in this process, by Dask key (unique).
+_STARTED: dict[str, _DaskFuture] = {}
+_subscriptions: dict[str, int] = {}  # client id -> backends subscribed through it
+_subscriptions_lock = threading.Lock()
 
 
 class DaskBackend(Backend):
@@ -256,7 +328,9 @@ class DaskBackend(Backend):
         self._cluster: Any = None
         self._owns_client = client is None
         self._plugin: str | None = None
-        self._pending: set[Future[Any]] = set()
+        # Unfinished futures by Dask key: start events find theirs here, and
+        # shutdown(wait=True) waits for them.
+        self._futures: dict[str, _DaskFuture] = {}
         self._closed = False
         if client is not None:
             self._attach(client)
@@ -291,6 +365,9 @@ class DaskBackend(Backend):
         return threads or None
 
     def _attach(self, client: Any) -> None:
+        # Subscribed before any task is submitted: both travel on the same ordered
+        # stream to the scheduler, so no start event can be missed.
+        _subscribe(client)
         if self.initializer is not None:
             name = f"parallelize-setup-{uuid.uuid4().hex}"
             client.register_plugin(_SetupPlugin(self.initializer), name=name)
@@ -328,12 +405,33 @@ class DaskBackend(Backend):
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         client = self._get_client()
         key = f"{getattr(fn, '__name__', 'task')}-{uuid.uuid4().hex}"
-        dask_future = client.submit(_run_call, _Call(fn, args, kwargs, self._plugin), key=key, pure=False)
-        future = _DaskFuture(dask_future)
-        self._pending.add(future)
-        future.add_done_callback(self._pending.discard)
+        future = _DaskFuture()
+        # Registered before submission: the start event may come back at once.
+        self._futures[key] = _STARTED[key] = future
+        future.add_done_callback(lambda _f: self._forget(key))
+        call = _Call(fn, args, kwargs, key, _TOPIC, self._plugin)
+        try:
+            dask_future = client.submit(_run_call, call, key=key, pure=False)
+        except BaseException:
+            self._forget(key)
+            raise
+        with future._guard:
+            future._dask_future = dask_future
         dask_future.add_done_callback(future._follow)
         return future
+
+    def _forget(self, key: str) -> None:
+        self._futures.pop(key, None)
+        _STARTED.pop(key, None)
+
+    def abandon(self, future: Future[Any]) -> None:
+        """Stop waiting for a timed-out task: Dask forgets it; its worker thread runs on.
+
+        Dask cannot interrupt a running task, so the thread stays busy until the
+        task returns; its result is discarded.
+        """
+        if isinstance(future, _DaskFuture):
+            future._abandon()
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Release the cluster: close the client and the LocalCluster this backend started.
@@ -350,17 +448,19 @@ class DaskBackend(Backend):
                 return
             self._closed = True
             client, cluster = self._client, self._cluster
-        pending = list(self._pending)
         if cancel_futures or not wait:
-            for future in pending:
-                future.cancel()
-        elif pending:
+            for future in list(self._futures.values()):
+                future.cancel()  # succeeds for those not started
+        if wait:
             from concurrent.futures import wait as wait_all
 
-            wait_all(pending)
-        for future in list(self._pending):
-            future.cancel()
+            wait_all(list(self._futures.values()))
+        for future in list(self._futures.values()):
+            future._abandon()
+        if client is not None:
+            _unsubscribe(client)
         if client is not None and self._plugin is not None and not (self._owns_client and cluster is not None):
+            # A scheduler that outlives this backend keeps no trace of it.
             try:
                 client.unregister_worker_plugin(self._plugin)
             except Exception:  # the scheduler is gone: nothing left to unregister

@@ -228,8 +228,11 @@ def _check_reachable(address: str, timeout: float) -> None:
     exchange is bounded here. It runs in a short-lived thread with its own event
     loop, which also works when the caller is inside one (a notebook).
     """
+    from distributed.comm.addressing import parse_address
     from distributed.core import rpc
 
+    if parse_address(address)[0] != "tcp":
+        return  # TLS and other transports need the Client's security settings: let it connect
     outcome: list[BaseException | None] = []
 
     async def ask() -> None:
@@ -341,7 +344,11 @@ class DaskBackend(Backend):
                 new = distributed.Client(address, timeout=self._connect_timeout, set_as_default=False)
             except (OSError, TimeoutError) as exc:
                 raise _unreachable(address, self._connect_timeout, exc) from exc
-            self._attach(new)
+            try:
+                self._attach(new)
+            except BaseException:
+                new.close()
+                raise
         # else: a LocalCluster is started by the first submit, so a runner that is
         # never used starts (and can leak) nothing.
 
@@ -370,7 +377,11 @@ class DaskBackend(Backend):
         _subscribe(client)
         if self.initializer is not None:
             name = f"parallelize-setup-{uuid.uuid4().hex}"
-            client.register_plugin(_SetupPlugin(self.initializer), name=name)
+            try:
+                client.register_plugin(_SetupPlugin(self.initializer), name=name)
+            except BaseException:
+                _unsubscribe(client)
+                raise
             self._plugin = name
         self._client = client
 
@@ -416,8 +427,13 @@ class DaskBackend(Backend):
             self._forget(key)
             raise
         with future._guard:
-            future._dask_future = dask_future
-        dask_future.add_done_callback(future._follow)
+            cancelled = future.done()  # cancelled before Dask had the task
+            if not cancelled:
+                future._dask_future = dask_future
+        if cancelled:
+            dask_future.release()
+        else:
+            dask_future.add_done_callback(future._follow)
         return future
 
     def _forget(self, key: str) -> None:

@@ -122,6 +122,12 @@ class Parallelize:
             setup = WorkerSetup(uuid.uuid4().hex, initializer, shared_data)
         self._setup = setup
         self._backend: Backend = make_backend(backend, self.options.max_workers, setup, **backend_options)
+        if n is None:
+            # Not given: a cluster backend may know its real capacity.
+            suggested = self._backend.suggested_workers()
+            if suggested and suggested != self.options.max_workers:
+                self.options = self.options.replace(max_workers=suggested)
+                self._backend.max_workers = suggested
         self._last_execution: Execution | None = None
         self._last_collector: StatisticsCollector | None = None
         self._submit_collector = StatisticsCollector()

@@ -45,6 +45,13 @@ def _stray_children() -> list[psutil.Process]:
         if child.pid in _allowed_children:
             continue
         try:
+            # A Dask nanny restarts a crashed worker under a new pid: still the
+            # session cluster's.
+            if any(p.pid in _allowed_children for p in child.parents()):
+                continue
+        except psutil.Error:
+            continue
+        try:
             if child.status() == psutil.STATUS_ZOMBIE:
                 continue
         except psutil.NoSuchProcess:

@@ -57,6 +57,11 @@ class Backend(abc.ABC):
         Only meaningful where :attr:`can_kill` is true; the default does nothing.
         """
 
+    def suggested_workers(self) -> int | None:
+        """How many tasks this backend can run at once, if it knows better than
+        the local CPU count (a remote cluster's total threads); else ``None``."""
+        return None
+
     def abandon(self, future: Future[Any]) -> None:  # noqa: B027 - optional hook
         """The caller stopped waiting for ``future`` (its task timed out) and will
         not kill it. The default does nothing."""

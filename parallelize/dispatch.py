@@ -33,6 +33,7 @@ Faults, and what the engine does with them:
 
 from __future__ import annotations
 
+import functools
 import pickle
 import queue
 import time
@@ -261,7 +262,11 @@ class _Engine:
         slot.future = future
         slot.started = None
         self.active.add(slot)
-        future.add_done_callback(lambda f, s=slot: self.done.put((s, f)))
+        future.add_done_callback(functools.partial(self._finished, slot))
+
+    def _finished(self, slot: _Slot, future: Future[BatchResult]) -> None:
+        # Runs in whichever thread completed the future: only hand it over.
+        self.done.put((slot, future))
 
     def release_quarantine(self) -> None:
         """Run the next quarantined batch, alone, once nothing else runs."""
@@ -483,9 +488,9 @@ def dispatch(
                 for result in engine.check_deadlines():
                     yield from engine.deliver(result)
                 continue
-            result = engine.complete(*got)
-            if result is not None:
-                yield from engine.deliver(result)
+            finished = engine.complete(*got)
+            if finished is not None:
+                yield from engine.deliver(finished)
     except KeyboardInterrupt:
         interrupted = True
         raise

@@ -13,6 +13,7 @@ called any number of times and ``statistics()`` at any moment.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from typing import TYPE_CHECKING, Any, Callable, Iterator
@@ -114,6 +115,9 @@ class Execution:
 
     # -- results -----------------------------------------------------------------
 
+    def _has_more(self, seen: int) -> bool:
+        return self._done or len(self._batches) > seen
+
     def batches(self, ordered: bool = False) -> Iterator[BatchResult]:
         """Kept batch results, waiting for more until the run ends.
 
@@ -128,7 +132,7 @@ class Execution:
         next_first = 0
         while True:
             with self._cond:
-                self._cond.wait_for(lambda seen=i: self._done or len(self._batches) > seen)
+                self._cond.wait_for(functools.partial(self._has_more, i))
                 new = self._batches[i:]
                 finished = self._done
             i += len(new)

@@ -179,7 +179,9 @@ class ResultStream(Iterator[Any]):
 
     def close(self) -> None:
         """Stop early: cancel queued tasks and release the input."""
-        self._values.close()
+        close_values = getattr(self._values, "close", None)
+        if close_values is not None:
+            close_values()
         close = getattr(self._batches, "close", None)
         if close is not None:
             close()

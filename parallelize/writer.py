@@ -113,7 +113,8 @@ def _atomic_write(path: Path, write: Any, binary: bool) -> None:
     """Write through ``write(file)`` to a temporary name, fsync, then rename to ``path``."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        with open(tmp, "wb" if binary else "w", **({} if binary else {"newline": "", "encoding": "utf-8"})) as f:
+        f: Any
+        with (open(tmp, "wb") if binary else open(tmp, "w", newline="", encoding="utf-8")) as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())

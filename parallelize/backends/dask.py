@@ -109,7 +109,7 @@ def _run_call(call: _Call) -> Any:
                 f"worker setup {call.plugin!r} is not registered on this Dask worker; "
                 "the runner that submitted the task was probably shut down"
             )
-        plugin.setup_callable()
+        plugin.setup_callable()  # type: ignore[attr-defined]
     return call.fn(*call.args, **call.kwargs)
 
 

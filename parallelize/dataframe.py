@@ -24,6 +24,10 @@ Names never overwrite each other: a parameter named like one of the three
 columns above is renamed ``param_<name>``, and an output named like a parameter
 or one of those columns is renamed ``result_<name>``.
 
+Anything that holds batch results (a ``map`` stream, an execution, a
+``ModelEvaluator``) gets ``to_dataframe()`` and ``to_files()`` from
+:class:`TabularResults` by saying which batches to use (:class:`TableSource`).
+
 pandas is imported only when a frame is built, so importing parallelize (in
 the parent or in a worker process) stays cheap.
 """
@@ -31,6 +35,8 @@ the parent or in a worker process) stays cheap.
 from __future__ import annotations
 
 import math
+import os
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Hashable, Iterable
@@ -41,7 +47,17 @@ from .task import BatchResult
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import pandas as pd
 
-__all__ = ["FrameLayout", "META_COLUMNS", "TASK_INDEX", "batch_tail", "results_frame"]
+    from .writer import WriteSummary
+
+__all__ = [
+    "FrameLayout",
+    "META_COLUMNS",
+    "TASK_INDEX",
+    "TableSource",
+    "TabularResults",
+    "batch_tail",
+    "results_frame",
+]
 
 #: The columns parallelize adds after the parameters and outputs.
 META_COLUMNS = ("duration", "worker", "error")
@@ -290,3 +306,112 @@ def results_frame(
     frame.columns = names + list(META_COLUMNS)
     frame.index = rows.index_object(pd, layout.index_names)
     return frame
+
+
+@dataclass(frozen=True)
+class TableSource:
+    """The batch results to tabulate, and how: what :class:`TabularResults` asks for.
+
+    Attributes:
+        batches: the batch results (with their ``items`` attached), pulled lazily.
+        layout: how inputs become the index and parameter columns; ``None`` for
+            ``map`` style.
+        skip_failures: leave failed tasks out (``on_error="skip"``).
+        flatten: each task returned a list of results, one row each.
+    """
+
+    batches: Iterable[BatchResult]
+    layout: FrameLayout | None = None
+    skip_failures: bool = False
+    flatten: bool = False
+
+
+class TabularResults(ABC):
+    """Gives a holder of batch results :meth:`to_dataframe` and :meth:`to_files`.
+
+    Subclasses say which batches to use in :meth:`_table_source`: a ``map``
+    stream the ones it has not handed out yet, an execution every batch of
+    the run in input order.
+    """
+
+    __slots__ = ()
+
+    @abstractmethod
+    def _table_source(self) -> TableSource:
+        """The batches to turn into rows (a lazy iterator: nothing is pulled yet)."""
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """Return the results as a DataFrame, one row per task, in input order.
+
+        Columns: the parameters (a mapping input's keys, ``arg0, arg1...`` for
+        ``starmap``, else ``input``), the outputs (a dict's keys, one row per
+        dict of a returned list of dicts, else ``result``), then ``duration``
+        (seconds), ``worker`` and ``error`` (``"Type: message"`` for a failed
+        task under ``on_error="collect"``). The index is the task's input
+        position, named ``task`` (for ``map_rows``: the input's labels; for a
+        ``ModelEvaluator``: the point's position in the grid). See
+        :mod:`parallelize.dataframe` for the exact rules.
+
+        An :class:`~parallelize.execution.Execution` or a ``ModelEvaluator``
+        waits for the run to end and can be asked again. A ``map`` stream is
+        consumed: one already partly iterated gives only the tasks whose values
+        were not yet handed out, and is exhausted afterwards.
+
+        Returns:
+            A :class:`pandas.DataFrame`.
+
+        Raises:
+            ConfigError: a ``ModelEvaluator`` that has not run yet.
+            Exception: under ``on_error="raise"``, the error that stopped the run.
+        """
+        source = self._table_source()
+        return results_frame(source.batches, source.layout, skip_failures=source.skip_failures, flatten=source.flatten)
+
+    def to_files(
+        self,
+        folder: str | os.PathLike[str],
+        *,
+        max_rows: int = 10_000,
+        max_mem: float | None = None,
+        format: str = "parquet",
+        reduce_mem_usage: bool = False,
+        overwrite: bool = False,
+    ) -> WriteSummary:
+        """Write the rows of :meth:`to_dataframe` to files as the results arrive.
+
+        Every ``max_rows`` rows go to ``part-000000.parquet``,
+        ``part-000001.parquet``... in the order the results arrive: input order,
+        except for the stream of a map started with ``ordered=False``. Returns
+        once the last row is written: like :meth:`to_dataframe`, it waits for
+        the run of an execution or ``ModelEvaluator`` and consumes the rest of a
+        stream. Read the files back with :func:`parallelize.read_results`. See
+        :func:`parallelize.writer.write_results`.
+
+        Args:
+            folder: the output folder, created if needed.
+            max_rows: rows per file (default 10,000).
+            max_mem: split a file further so that its rows take at most this many
+                megabytes (2**20 bytes) in memory; default ``None``: no limit.
+            format: ``"parquet"`` (default; needs pyarrow) or ``"csv"``.
+            reduce_mem_usage: downcast numeric columns of each file first
+                (values unchanged; see :func:`parallelize.reduce_mem_usage`).
+            overwrite: replace results already in ``folder`` (else an error).
+
+        Returns:
+            A :class:`~parallelize.writer.WriteSummary` (files, rows, bytes).
+
+        Raises:
+            ConfigError: a bad option, ``folder`` already holds results, or a
+                ``ModelEvaluator`` that has not run yet.
+            BackendUnavailableError: Parquet requested and pyarrow is missing.
+            Exception: the error that stopped the run, once the rows before it
+                are written.
+        """
+        from .writer import write_results  # writer builds on this module
+
+        source = self._table_source()
+        return write_results(
+            source.batches, folder, layout=source.layout, skip_failures=source.skip_failures,
+            flatten=source.flatten, max_rows=max_rows, max_mem=max_mem, format=format,
+            reduce_mem_usage=reduce_mem_usage, overwrite=overwrite,
+        )

@@ -3,34 +3,34 @@
 ::
 
     caller ── run() returns at once ──> Execution
-                                          │ background thread drives dispatch(),
-                                          v appending each BatchResult under a lock
+                                          │ background thread drains a ResultStream's
+                                          v batches, appending each under a lock
     results() / statistics() <── read the kept batches, waiting for more
 
 Unlike a ``map`` stream, an execution keeps every result, so ``results()`` can be
-called any number of times and ``statistics()`` at any moment.
+called any number of times and ``statistics()`` at any moment. The stream it
+drains closes the progress bar and reports the statistics, as for a ``map``.
 """
 
 from __future__ import annotations
 
 import functools
-import os
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import Any, Callable, Iterator
 
+from .dataframe import TableSource, TabularResults
 from .statistics import Statistics, StatisticsCollector
+from .stream import ResultStream
 from .task import BatchResult
-
-if TYPE_CHECKING:  # pragma: no cover - typing only
-    import pandas as pd
-
-    from .writer import WriteSummary
 
 __all__ = ["Execution"]
 
 
-class Execution:
+class Execution(TabularResults):
     """Work started in the background; results are kept and streamed on demand.
+
+    :meth:`to_dataframe` and :meth:`to_files` wait for the run to end and can be
+    called repeatedly.
 
     Args:
         batches: the engine's batch results (consumed by a background thread).
@@ -38,9 +38,9 @@ class Execution:
         flatten: each task returns a list of results to be yielded one by one
             (the ``queue`` style of ``Parallelize.run``).
         skip_failures: leave failed tasks out of ``results()``.
-        progress: the progress bar to close at the end, or ``None``.
-        layout: how inputs become columns in :meth:`to_dataframe` (a
-            :class:`~parallelize.dataframe.FrameLayout`); default ``map`` style.
+        progress: the progress bar to close when the run ends, or ``None``.
+        on_close: called once when the run ends, or ``None``.
+        layout: as for :class:`~parallelize.stream.ResultStream`.
     """
 
     def __init__(
@@ -54,13 +54,12 @@ class Execution:
         on_close: Callable[[], None] | None = None,
         layout: Any = None,
     ) -> None:
+        self._stream = ResultStream(
+            batches, collector, skip_failures=skip_failures, progress=progress, on_close=on_close, layout=layout
+        )
         self._layout = layout
-        self._source = batches
-        self._collector = collector
         self._flatten = flatten
         self._skip = skip_failures
-        self._progress = progress
-        self._on_close = on_close
         self._batches: list[BatchResult] = []
         self._cond = threading.Condition()
         self._done = False
@@ -70,25 +69,21 @@ class Execution:
         self._thread.start()
 
     def _drive(self) -> None:
+        # The stream closes the progress bar and calls on_close when its batches
+        # end or fail, or when it is closed: always before _done is set.
         try:
-            for result in self._source:
+            for result in self._stream.batches():
                 # Keep a batch that arrived during cancel(): its tasks ran and are
                 # counted in the statistics, so results() must show them too.
                 with self._cond:
                     self._batches.append(result)
                     self._cond.notify_all()
                 if self._stopping:
-                    close = getattr(self._source, "close", None)
-                    if close is not None:
-                        close()
+                    self._stream.close()
                     break
         except BaseException as exc:  # kept and re-raised in the caller's thread
             self._error = exc
         finally:
-            if self._progress is not None:
-                self._progress.close()
-            if self._on_close is not None:
-                self._on_close()
             with self._cond:
                 self._done = True
                 self._cond.notify_all()
@@ -182,71 +177,10 @@ class Execution:
 
     def statistics(self) -> Statistics:
         """A frozen snapshot of this run's statistics, at any moment."""
-        return self._collector.snapshot()
+        return self._stream.statistics()
 
-    def to_dataframe(self) -> pd.DataFrame:
-        """Wait for the run to end and return every result as a DataFrame.
-
-        One row per task, in input order (a task that returned a list of dicts
-        gives one row per dict): the parameters as columns, the outputs (a
-        dict's keys, else ``result``), ``duration`` (seconds), ``worker`` and
-        ``error`` (``"Type: message"`` for a failure under ``on_error="collect"``).
-        The index is the task's input position, named ``task``. See
-        :mod:`parallelize.dataframe` for the exact rules. Callable repeatedly.
-
-        Returns:
-            A :class:`pandas.DataFrame`.
-
-        Raises:
-            Exception: the error that stopped the run (``on_error="raise"``).
-        """
-        from .dataframe import results_frame
-
-        return results_frame(self.batches(ordered=True), self._layout, skip_failures=self._skip, flatten=self._flatten)
-
-    def to_files(
-        self,
-        folder: str | os.PathLike[str],
-        *,
-        max_rows: int = 10_000,
-        max_mem: float | None = None,
-        format: str = "parquet",
-        reduce_mem_usage: bool = False,
-        overwrite: bool = False,
-    ) -> WriteSummary:
-        """Write the results to files in input order as the run produces them.
-
-        Rows (as in :meth:`to_dataframe`) go every ``max_rows`` rows to
-        ``part-000000.parquet``, ``part-000001.parquet``...; returns when the run
-        has ended. Read them back with :func:`parallelize.read_results`. See
-        :func:`parallelize.writer.write_results`.
-
-        Args:
-            folder: the output folder, created if needed.
-            max_rows: rows per file (default 10,000).
-            max_mem: split a file further so that its rows take at most this many
-                megabytes (2**20 bytes) in memory; default ``None``: no limit.
-            format: ``"parquet"`` (default; needs pyarrow) or ``"csv"``.
-            reduce_mem_usage: downcast numeric columns of each file first
-                (values unchanged; see :func:`parallelize.reduce_mem_usage`).
-            overwrite: replace results already in ``folder`` (else an error).
-
-        Returns:
-            A :class:`~parallelize.writer.WriteSummary` (files, rows, bytes).
-
-        Raises:
-            ConfigError: a bad option, or ``folder`` already holds results.
-            BackendUnavailableError: Parquet requested and pyarrow is missing.
-            Exception: the error that stopped the run, once the rows before it
-                are written.
-        """
-        from .writer import write_results
-
-        return write_results(
-            self.batches(ordered=True), folder, layout=self._layout, skip_failures=self._skip,
-            flatten=self._flatten, max_rows=max_rows, max_mem=max_mem, format=format,
-            reduce_mem_usage=reduce_mem_usage, overwrite=overwrite,
-        )
+    def _table_source(self) -> TableSource:
+        return TableSource(self.batches(ordered=True), self._layout, self._skip, self._flatten)
 
     def cancel(self, wait: bool = True) -> None:
         """Stop the run: queued tasks are cancelled, running ones finish.

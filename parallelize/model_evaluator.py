@@ -8,24 +8,22 @@ streams return values as they complete and ``statistics()`` reports at any momen
 
 from __future__ import annotations
 
-import os
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import Any, Callable, Iterator
 
+from .dataframe import TableSource, TabularResults
 from .errors import ConfigError
 from .execution import Execution
 from .runner import Parallelize
 from .statistics import Statistics
 
-if TYPE_CHECKING:  # pragma: no cover - typing only
-    import pandas as pd
-
-    from .writer import WriteSummary
-
 __all__ = ["ModelEvaluator"]
 
 
-class ModelEvaluator:
+class ModelEvaluator(TabularResults):
     """Evaluates a function over a parameter grid on a :class:`Parallelize` runner.
+
+    :meth:`to_dataframe` and :meth:`to_files` give the current run's results,
+    one row per grid point in grid order, waiting for the run to end.
 
     Args:
         runner: the runner whose workers do the work (default: ``Parallelize()``).
@@ -110,38 +108,5 @@ class ModelEvaluator:
         """A frozen snapshot of the run's statistics; ``print()`` it for a summary."""
         return self.execution.statistics()
 
-    def to_dataframe(self) -> pd.DataFrame:
-        """Wait for the run and return one row per grid point, in grid order.
-
-        Columns: the parameters, the outputs (a dict's keys, else ``result``),
-        ``duration`` (seconds), ``worker`` and ``error``; the index is the point's
-        position in the grid (``task``). See
-        :meth:`Execution.to_dataframe <parallelize.execution.Execution.to_dataframe>`.
-
-        Returns:
-            A :class:`pandas.DataFrame`.
-        """
-        return self.execution.to_dataframe()
-
-    def to_files(
-        self,
-        folder: str | os.PathLike[str],
-        *,
-        max_rows: int = 10_000,
-        max_mem: float | None = None,
-        format: str = "parquet",
-        reduce_mem_usage: bool = False,
-        overwrite: bool = False,
-    ) -> WriteSummary:
-        """Write the results to ``folder`` in grid order as they arrive; return at the end.
-
-        Same options as :meth:`Execution.to_files <parallelize.execution.Execution.to_files>`;
-        read the files back with :func:`parallelize.read_results`.
-
-        Returns:
-            A :class:`~parallelize.writer.WriteSummary`.
-        """
-        return self.execution.to_files(
-            folder, max_rows=max_rows, max_mem=max_mem, format=format,
-            reduce_mem_usage=reduce_mem_usage, overwrite=overwrite,
-        )
+    def _table_source(self) -> TableSource:
+        return self.execution._table_source()

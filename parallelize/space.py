@@ -669,7 +669,23 @@ class SumSpace(Space):
         return " + ".join(p._wrap(2) for p in self._parts)
 
 
-class ProductSpace(Space):
+class _MergedSpace(Space):
+    """Base of the spaces whose points merge one point of each part (parts with
+    disjoint keys): :class:`ProductSpace` and :class:`ZipSpace`."""
+
+    __slots__ = ("_parts",)
+    _parts: tuple[Space, ...]
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The parts' keys, in order."""
+        return tuple(k for p in self._parts for k in p.keys)
+
+    def _axis(self, key: str) -> Any:
+        return next(p[key] for p in self._parts if key in p.keys)
+
+
+class ProductSpace(_MergedSpace):
     """Cartesian product ``a * b * ...``: the first part outermost, the last fastest.
 
     Args:
@@ -679,8 +695,7 @@ class ProductSpace(Space):
         ConfigError: naming the keys shared by two parts.
     """
 
-    __slots__ = ("_parts",)
-    _parts: tuple[Space, ...]
+    __slots__ = ()
     _prec = 2
 
     def __init__(self, *parts: Space) -> None:
@@ -692,14 +707,6 @@ class ProductSpace(Space):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (ProductSpace, self._parts)
-
-    @property
-    def keys(self) -> tuple[str, ...]:
-        """The parts' keys, in order."""
-        return tuple(k for p in self._parts for k in p.keys)
-
-    def _axis(self, key: str) -> Any:
-        return next(p[key] for p in self._parts if key in p.keys)
 
     def _point(self, i: int) -> Params:
         points = []
@@ -770,7 +777,7 @@ class RepeatSpace(Space):
         return f"{self._count} * {self._space._wrap(3)}"
 
 
-class ZipSpace(Space):
+class ZipSpace(_MergedSpace):
     """Element-wise pairing: point i merges the i-th point of every part.
 
     Build with :func:`zip_spaces` or :meth:`ParamSpace.zip`.
@@ -783,8 +790,7 @@ class ZipSpace(Space):
             naming shared keys; if a part is sample-only or none is given.
     """
 
-    __slots__ = ("_label", "_parts")
-    _parts: tuple[Space, ...]
+    __slots__ = ("_label",)
     _label: str | None
 
     def __init__(self, *spaces: Space, _label: str | None = None) -> None:
@@ -802,14 +808,6 @@ class ZipSpace(Space):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild_zip, (self._parts, self._label))
-
-    @property
-    def keys(self) -> tuple[str, ...]:
-        """The parts' keys, in order."""
-        return tuple(k for p in self._parts for k in p.keys)
-
-    def _axis(self, key: str) -> Any:
-        return next(p[key] for p in self._parts if key in p.keys)
 
     def _point(self, i: int) -> Params:
         return _merge(p._point(i) for p in self._parts)

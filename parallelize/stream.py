@@ -9,28 +9,26 @@ from __future__ import annotations
 
 import collections
 import operator
-import os
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import Any, Callable, Iterator
 
+from .dataframe import TableSource, TabularResults, batch_tail
 from .statistics import Statistics, StatisticsCollector
 from .task import BatchResult
-
-if TYPE_CHECKING:  # pragma: no cover - typing only
-    import pandas as pd
-
-    from .writer import WriteSummary
 
 __all__ = ["ResultStream"]
 
 
-class ResultStream(Iterator[Any]):
+class ResultStream(TabularResults, Iterator[Any]):
     """An iterator over the results of a ``map``, with statistics on the side.
+
+    :meth:`to_dataframe` and :meth:`to_files` consume the rest of the stream.
 
     Args:
         batches: the engine's batch results.
         collector: the run's statistics.
         skip_failures: drop failed tasks (``on_error="skip"``).
         progress: the progress bar to close at the end, or ``None``.
+        on_close: called once when the batches end or the stream is closed, or ``None``.
         layout: how inputs become columns in :meth:`to_dataframe` (a
             :class:`~parallelize.dataframe.FrameLayout`); default ``map`` style.
     """
@@ -101,8 +99,6 @@ class ResultStream(Iterator[Any]):
 
     def _rest(self) -> Iterator[BatchResult]:
         """The batches not handed out yet, starting inside a half-read batch."""
-        from .dataframe import batch_tail
-
         current, self._current = self._current, None
         if current is not None:
             result, rest = current
@@ -113,69 +109,8 @@ class ResultStream(Iterator[Any]):
                 yield tail
         yield from self.batches()
 
-    def to_dataframe(self) -> pd.DataFrame:
-        """Consume the rest of the stream into a DataFrame, one row per task.
-
-        Rows are in input order. A stream already partly iterated gives only
-        the tasks whose values were not yet handed out; afterwards the stream
-        is exhausted. Columns: the parameters (a mapping input's keys, ``arg0,
-        arg1...`` for ``starmap``, else ``input``), the outputs (a dict's keys,
-        one row per dict of a returned list of dicts, else ``result``), then
-        ``duration`` (seconds), ``worker`` and ``error`` (``"Type: message"``
-        for a failed task under ``on_error="collect"``). The index is the task's
-        input position, named ``task`` (for ``map_rows``: the input's labels).
-        See :mod:`parallelize.dataframe` for the exact rules.
-
-        Returns:
-            A :class:`pandas.DataFrame`.
-
-        Raises:
-            Exception: under ``on_error="raise"``, the first task's error.
-        """
-        from .dataframe import results_frame
-
-        return results_frame(self._rest(), self._layout, skip_failures=self._skip)
-
-    def to_files(
-        self,
-        folder: str | os.PathLike[str],
-        *,
-        max_rows: int = 10_000,
-        max_mem: float | None = None,
-        format: str = "parquet",
-        reduce_mem_usage: bool = False,
-        overwrite: bool = False,
-    ) -> WriteSummary:
-        """Consume the rest of the stream, writing its rows to files as they arrive.
-
-        Rows (as in :meth:`to_dataframe`) are written every ``max_rows`` rows to
-        ``part-000000.parquet``, ``part-000001.parquet``... in stream order (input
-        order unless the map was started with ``ordered=False``). Read them back
-        with :func:`parallelize.read_results`. See :func:`parallelize.writer.write_results`.
-
-        Args:
-            folder: the output folder, created if needed.
-            max_rows: rows per file (default 10,000).
-            max_mem: split a file further so that its rows take at most this many
-                megabytes (2**20 bytes) in memory; default ``None``: no limit.
-            format: ``"parquet"`` (default; needs pyarrow) or ``"csv"``.
-            reduce_mem_usage: downcast numeric columns of each file first
-                (values unchanged; see :func:`parallelize.reduce_mem_usage`).
-            overwrite: replace results already in ``folder`` (else an error).
-
-        Returns:
-            A :class:`~parallelize.writer.WriteSummary` (files, rows, bytes).
-
-        Raises:
-            ConfigError: a bad option, or ``folder`` already holds results.
-            BackendUnavailableError: Parquet requested and pyarrow is missing.
-        """
-        from .writer import write_results
-
-        return write_results(
-            self._rest(), folder, layout=self._layout, skip_failures=self._skip, max_rows=max_rows,
-            max_mem=max_mem, format=format, reduce_mem_usage=reduce_mem_usage, overwrite=overwrite,
-        )
+    def _table_source(self) -> TableSource:
+        return TableSource(self._rest(), self._layout, self._skip)
 
     def close(self) -> None:
         """Stop early: cancel queued tasks and release the input."""

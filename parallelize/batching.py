@@ -10,7 +10,7 @@ batches shrink and all workers finish together (guided scheduling).
 
 from __future__ import annotations
 
-__all__ = ["BatchSizer", "TARGET_BATCH_SECONDS"]
+__all__ = ["BatchSizer", "MAX_OUTSTANDING_PER_WORKER", "TARGET_BATCH_SECONDS"]
 
 # Aim of a batch's duration inside a worker. Against a round trip of about
 # 0.1-1 ms per batch on the process backend, 20 ms keeps the overhead near 1%
@@ -29,9 +29,15 @@ MIN_BATCH_SECONDS = 0.002
 
 # Hard ceiling on tasks per batch: bounds the memory of one batch's inputs and
 # results in flight, and how far a stream reads ahead of its consumer (at most
-# a window of batches). At 20,000 even 0.1 us tasks make 2 ms batches, well
-# above the round trip.
-MAX_BATCH = 20_000
+# a window of batches). At 10,000 even 0.1 us tasks make 1 ms batches, still
+# several times the round trip.
+MAX_BATCH = 10_000
+
+# At most this many tasks per worker are outstanding (sent, running, or done
+# and waiting to be consumed), whatever the batch sizes: it bounds the parent's
+# memory for a stream of any length (benchmarks/run.py, streaming: flat from
+# 10**5 to 10**7 tasks).
+MAX_OUTSTANDING_PER_WORKER = 2 * MAX_BATCH
 
 
 # Tasks shorter than this are timed in groups (see task.Batch.timing_group):

@@ -45,7 +45,7 @@ from itertools import islice
 from typing import Any, Iterable, Iterator
 
 from .backends.base import Backend
-from .batching import BatchSizer
+from .batching import MAX_OUTSTANDING_PER_WORKER, BatchSizer
 from .errors import PicklingError, TaskTimeoutError, WorkerCrashedError
 from .options import RunOptions
 from .statistics import StatisticsCollector
@@ -141,6 +141,14 @@ def _batch_error(exc: BaseException, items: list[Any], first: int) -> BaseExcept
     return err
 
 
+def _sliceable(items: Any) -> bool:
+    """Whether batches can be cut from ``items`` by slicing (see ``_Engine``)."""
+    if isinstance(items, (range, list, tuple)):
+        return True
+    # NumPy arrays of one or more dimensions, recognised without importing NumPy.
+    return type(items).__name__ == "ndarray" and getattr(items, "ndim", 0) >= 1
+
+
 def _failed_batch(exc: BaseException, items: list[Any], first: int, seq: int, attempts: int = 1) -> BatchResult:
     values: list[Any] = [
         TaskFailure(index=first + i, exception=exc, arguments=_short_repr(item), attempts=attempts)
@@ -163,7 +171,7 @@ class _Slot:
     """A batch the engine is responsible for, from submission to delivery."""
 
     first: int
-    items: list[Any]
+    items: Any  # a list, or a slice of the input (range, tuple, array)
     seq: int
     future: Future[BatchResult] | None = None
     started: float | None = None
@@ -200,6 +208,11 @@ class _Engine:
             # A timeout is per task: one task per batch keeps it exact.
             chunksize = 1
         self.sizer = BatchSizer(options.max_workers, total, chunksize)
+        # A range, list, tuple or NumPy array is cut by slicing: a slice of a
+        # range pickles as three numbers and a slice of an array as one buffer,
+        # where a list of its items would pickle item by item (a row of an
+        # array each carrying its own header).
+        self.sequence = items if _sliceable(items) else None
         self.window = window_for(options.max_workers)
         self.done: queue.SimpleQueue[tuple[_Slot, Future[BatchResult]]] = queue.SimpleQueue()
         self.active: set[_Slot] = set()
@@ -217,16 +230,28 @@ class _Engine:
     def outstanding(self) -> int:
         return len(self.active) + len(self.quarantine) + len(self.buffered)
 
+    def outstanding_items(self) -> int:
+        return sum(len(s.items) for s in self.active) + sum(len(b.values) for b in self.buffered.values())
+
     def fill(self) -> None:
         """Submit new batches while the window has room and no batch is quarantined."""
         # Until a first batch has been measured, send one batch per worker: the
         # window filled with single-task probes would cost a round trip each.
         window = self.window if self.sizer.calibrated else self.options.max_workers
-        while not self.exhausted and not self.quarantine and self.outstanding() < window:
+        item_cap = MAX_OUTSTANDING_PER_WORKER * self.options.max_workers
+        while (
+            not self.exhausted
+            and not self.quarantine
+            and self.outstanding() < window
+            and (self.outstanding() == 0 or self.outstanding_items() < item_cap)
+        ):
             remaining = self.total - self.next_index if self.total is not None else None
             n = self.sizer.next_size(remaining)
-            chunk = list(islice(self.it, n))
-            if not chunk:
+            if self.sequence is not None:
+                chunk = self.sequence[self.next_index : self.next_index + n]
+            else:
+                chunk = list(islice(self.it, n))
+            if not len(chunk):
                 self.exhausted = True
                 return
             slot = _Slot(first=self.next_index, items=chunk, seq=self.next_seq)
@@ -345,6 +370,10 @@ class _Engine:
         if slot not in self.active or slot.future is not future:
             return None  # a stale future of a batch already resubmitted or abandoned
         self.active.discard(slot)
+        # slot -> future -> done callback -> slot is a reference cycle: break it
+        # now, or every finished batch (inputs and results) waits for the
+        # cyclic garbage collector, and a long stream's memory grows with it.
+        slot.future = None
         try:
             result = future.result()
         except CancelledError as exc:

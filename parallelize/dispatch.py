@@ -42,7 +42,7 @@ from collections import deque
 from concurrent.futures import BrokenExecutor, CancelledError, Future
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 from .backends.base import Backend
 from .batching import MAX_OUTSTANDING_PER_WORKER, BatchSizer
@@ -141,6 +141,30 @@ def _batch_error(exc: BaseException, items: list[Any], first: int) -> BaseExcept
     return err
 
 
+class KeyedItems(Sequence[Any]):
+    """A batch's inputs sent as value tuples, seen as the points they stand for.
+
+    Each point is built only when looked at (a DataFrame, a checkpoint, an
+    error message), not for every task.
+    """
+
+    __slots__ = ("keys", "values")
+
+    def __init__(self, keys: tuple[str, ...], values: Sequence[tuple[Any, ...]]) -> None:
+        self.keys = keys
+        self.values = values
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __getitem__(self, index: Any) -> Any:
+        from .space import Params
+
+        if isinstance(index, slice):
+            return KeyedItems(self.keys, self.values[index])
+        return Params(zip(self.keys, self.values[index]))
+
+
 def _sliceable(items: Any) -> bool:
     """Whether batches can be cut from ``items`` by slicing (see ``_Engine``)."""
     if isinstance(items, (range, list, tuple)):
@@ -213,6 +237,16 @@ class _Engine:
         # where a list of its items would pickle item by item (a row of an
         # array each carrying its own header).
         self.sequence = items if _sliceable(items) else None
+        # A parameter space in keyword mode travels as tuples of values plus its
+        # keys once per batch: far cheaper to build and pickle than a mapping
+        # per point. Results get the points back, lazily, as KeyedItems.
+        self.keys: tuple[str, ...] | None = None
+        if spec.call == "kwargs" and hasattr(items, "iter_values") and hasattr(items, "keys"):
+            try:
+                self.it = iter(items.iter_values())
+                self.keys = tuple(items.keys)
+            except TypeError:  # a sample-only space: let iteration raise as usual
+                self.keys = None
         self.window = window_for(options.max_workers)
         self.done: queue.SimpleQueue[tuple[_Slot, Future[BatchResult]]] = queue.SimpleQueue()
         self.active: set[_Slot] = set()
@@ -266,7 +300,8 @@ class _Engine:
         o = self.options
         batch = Batch(
             func=self.spec.func,
-            call=self.spec.call,
+            call="keyed" if self.keys is not None else self.spec.call,
+            keys=self.keys or (),
             items=slot.items,
             first=slot.first,
             fixed=self.fixed,
@@ -346,14 +381,14 @@ class _Engine:
                 "the thread running it cannot be killed and was abandoned; it runs on in the background"
             )
             exc = TaskTimeoutError(
-                f"task {slot.first} with arguments {_short_repr(slot.items[0])} ran longer than "
+                f"task {slot.first} with arguments {_short_repr(self.inputs(slot)[0])} ran longer than "
                 f"timeout={timeout} s; {how}"
             )
             slot.timeouts += 1
             if slot.timeouts <= self.options.retries and isinstance(exc, self.options.retry_on):
                 self.submit(slot)
                 continue
-            out.append(_failed_batch(exc, slot.items, slot.first, slot.seq, attempts=slot.timeouts))
+            out.append(_failed_batch(exc, self.inputs(slot), slot.first, slot.seq, attempts=slot.timeouts))
         if killed:
             for slot in others:
                 fut = slot.future
@@ -378,20 +413,24 @@ class _Engine:
             result = future.result()
         except CancelledError as exc:
             # Cancelled from outside (a cluster shutting down): report, never stall.
-            return _failed_batch(exc, slot.items, slot.first, slot.seq)
+            return _failed_batch(exc, self.inputs(slot), slot.first, slot.seq)
         except Exception as exc:
             return self.lost(slot, exc)
         result.seq = slot.seq
-        result.items = slot.items
+        result.items = self.inputs(slot)
         return result
+
+    def inputs(self, slot: _Slot) -> Any:
+        """The slot's inputs as the caller gave them (points, for a keyed space)."""
+        return KeyedItems(self.keys, slot.items) if self.keys is not None else slot.items
 
     def lost(self, slot: _Slot, exc: BaseException) -> BatchResult | None:
         """A batch came back with no results at all: isolate the cause."""
         crash = _is_crash(exc)
         pickling = _is_pickling(exc)
         if not (crash or pickling):
-            err = _batch_error(exc, slot.items, slot.first)
-            return _failed_batch(err, slot.items, slot.first, slot.seq)
+            err = _batch_error(exc, self.inputs(slot), slot.first)
+            return _failed_batch(err, self.inputs(slot), slot.first, slot.seq)
         if len(slot.items) > 1:
             # Which task is guilty is unknown: halve the batch and try both halves alone.
             half = len(slot.items) // 2
@@ -409,13 +448,13 @@ class _Engine:
             self.quarantine.appendleft(slot)
             return None
         # One task, and (for crashes) it ran alone: it is certainly the culprit.
-        err = _batch_error(exc, slot.items, slot.first)
+        err = _batch_error(exc, self.inputs(slot), slot.first)
         if crash:
             slot.crashes += 1
             if slot.crashes <= self.options.retries:
                 self.quarantine.appendleft(slot)
                 return None
-        return _failed_batch(err, slot.items, slot.first, slot.seq, attempts=max(slot.crashes, 1))
+        return _failed_batch(err, self.inputs(slot), slot.first, slot.seq, attempts=max(slot.crashes, 1))
 
     def account(self, result: BatchResult) -> None:
         n_run = len(result.values)

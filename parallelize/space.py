@@ -198,6 +198,18 @@ class Space(ABC):
             raise ConfigError(f"cannot sample from an empty space: {self!r}")
         return self._point(d.rng.randrange(self.size))
 
+    def iter_values(self) -> Iterator[tuple[Any, ...]]:
+        """The points as tuples of values in :attr:`keys` order, in iteration order.
+
+        Cheaper than building a :class:`Params` per point; the runner ships
+        points to workers this way.
+
+        Raises:
+            TypeError: if the space has a distribution axis.
+        """
+        keys = self.keys
+        return (tuple(p[k] for k in keys) for p in self)
+
     def _infinite_message(self) -> str:
         return (
             f"{type(self).__name__} contains a distribution axis, so it has no length and "
@@ -397,9 +409,30 @@ def _as_axis(key: str, value: Any) -> tuple[Any, bool]:
     return tuple(it), False  # generators and other one-shot iterables: read once
 
 
-def _product_iter(seqs: Sequence[Iterable[Any]], prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
-    # Nested loops rather than itertools.product, which would copy every axis
-    # (fatal for a range(10**12) axis) before yielding anything.
+# itertools.product runs at C speed but copies every axis before yielding
+# anything (fatal for a range(10**12) axis): it is used for the innermost axes
+# as long as their combined length stays under this many values.
+_PRODUCT_COPY_LIMIT = 1_000_000
+
+
+def _product_iter(seqs: Sequence[Sequence[Any]]) -> Iterator[tuple[Any, ...]]:
+    """The Cartesian product of ``seqs`` as value tuples, last varying fastest."""
+    k = len(seqs)
+    copied = 0
+    while k > 0 and copied + len(seqs[k - 1]) <= _PRODUCT_COPY_LIMIT:
+        copied += len(seqs[k - 1])
+        k -= 1
+    inner, outer = seqs[k:], seqs[:k]
+    if not outer:
+        yield from itertools.product(*inner)
+        return
+    for prefix in _nested_product(outer):
+        for rest in itertools.product(*inner):
+            yield prefix + rest
+
+
+def _nested_product(seqs: Sequence[Iterable[Any]], prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    # Nested loops: nothing copied, for axes too long for itertools.product.
     if not seqs:
         yield prefix
     elif len(seqs) == 1:
@@ -407,7 +440,7 @@ def _product_iter(seqs: Sequence[Iterable[Any]], prefix: tuple[Any, ...] = ()) -
             yield (*prefix, v)
     else:
         for v in seqs[0]:
-            yield from _product_iter(seqs[1:], (*prefix, v))
+            yield from _nested_product(seqs[1:], (*prefix, v))
 
 
 class ParamSpace(Space):
@@ -472,6 +505,9 @@ class ParamSpace(Space):
         keys = self._keys
         for values in _product_iter([self._axes[k] for k in keys]):
             yield Params._of(dict(zip(keys, values, strict=True)))
+
+    def iter_values(self) -> Iterator[tuple[Any, ...]]:
+        return _product_iter([self._axes[k] for k in self._keys])
 
     def _draw(self, d: _Draw) -> Params:
         data = {}

@@ -44,8 +44,9 @@ __all__ = [
     "worker_context",
 ]
 
-#: How an input item becomes a call: ``f(item)``, ``f(*item)`` or ``f(**item)``.
-CALL_MODES = ("arg", "star", "kwargs")
+#: How an input item becomes a call: ``f(item)``, ``f(*item)``, ``f(**item)``, or
+#: for a tuple of values with the batch's ``keys``, ``f(**dict(zip(keys, item)))``.
+CALL_MODES = ("arg", "star", "kwargs", "keyed")
 
 # Items are shown in error notes; a huge argument must not make a huge message.
 _MAX_ARG_REPR = 300
@@ -263,6 +264,7 @@ class Batch:
         seq: the batch's sequence number in its run.
         timing_group: tasks timed together (1: each task on its own). For
             tasks of a few microseconds the clock costs more than the task.
+        keys: parameter names, for the ``"keyed"`` call mode.
     """
 
     func: FunctionHandle
@@ -278,6 +280,7 @@ class Batch:
     timeout: float | None = None
     seq: int = 0
     timing_group: int = 1
+    keys: tuple[str, ...] = ()
 
 
 @dataclass
@@ -344,6 +347,19 @@ def _portable(exc: BaseException) -> BaseException:
             )
 
 
+class _Keyed:
+    """Calls ``func(**dict(zip(keys, values)))`` for a tuple of values."""
+
+    __slots__ = ("func", "keys")
+
+    def __init__(self, func: Callable[..., Any], keys: tuple[str, ...]) -> None:
+        self.func = func
+        self.keys = keys
+
+    def __call__(self, values: tuple[Any, ...], **fixed: Any) -> Any:
+        return self.func(**dict(zip(self.keys, values)), **fixed)
+
+
 class _Alarm:
     """Interrupts a task that outlives its timeout, from SIGALRM, in a main thread.
 
@@ -402,11 +418,13 @@ def run_batch(batch: Batch) -> BatchResult:
     if batch.setup is not None:
         batch.setup()
     func = batch.func.get()
+    if batch.call == "keyed":
+        func = _Keyed(func, batch.keys)
     # Measured after set-up and unpickling: the batch sizer wants the cost of
     # the tasks themselves.
     batch_start = time.perf_counter()
     fixed = batch.fixed
-    call = batch.call
+    call = "arg" if batch.call == "keyed" else batch.call
     values: list[Any] = []
     durations = array("d")
     failures: list[int] = []
@@ -614,7 +632,7 @@ def _one_task(
                 index=batch.first + pos,
                 exception=_portable(exc),
                 traceback=tb,
-                arguments=_short_repr(item),
+                arguments=_short_repr(dict(zip(batch.keys, item)) if batch.call == "keyed" else item),
                 attempts=attempt,
             )
         )

@@ -566,7 +566,8 @@ def report(results: dict[str, Any], params: dict[str, dict[str, Any]], meta: dic
         "",
     ]
     if meta.get("reruns"):
-        lines += ["Rerun later: " + ", ".join(f"`{k}` ({v})" for k, v in meta["reruns"].items()) + ".", ""]
+        lines += ["Workloads measured (or measured again with `--update`) at: "
+                  + ", ".join(f"`{k}` {v}" for k, v in meta["reruns"].items()) + ".", ""]
     lines += [
         "| machine | |",
         "|---|---|",

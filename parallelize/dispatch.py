@@ -162,7 +162,7 @@ class KeyedItems(Sequence[Any]):
 
         if isinstance(index, slice):
             return KeyedItems(self.keys, self.values[index])
-        return Params(zip(self.keys, self.values[index]))
+        return Params(zip(self.keys, self.values[index], strict=True))
 
 
 def _sliceable(items: Any) -> bool:
@@ -236,7 +236,7 @@ class _Engine:
         # range pickles as three numbers and a slice of an array as one buffer,
         # where a list of its items would pickle item by item (a row of an
         # array each carrying its own header).
-        self.sequence = items if _sliceable(items) else None
+        self.sequence: Any = items if _sliceable(items) else None
         # A parameter space in keyword mode travels as tuples of values plus its
         # keys once per batch: far cheaper to build and pickle than a mapping
         # per point. Results get the points back, lazily, as KeyedItems.

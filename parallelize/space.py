@@ -753,7 +753,7 @@ class ProductSpace(_MergedSpace):
 
     def _iter(self) -> Iterator[Params]:
         # Spaces are re-iterable, so inner parts are re-walked lazily per outer point.
-        for combo in _product_iter(self._parts):
+        for combo in _nested_product(self._parts):
             yield _merge(combo)
 
     def _draw(self, d: _Draw) -> Params:

@@ -20,6 +20,7 @@ process only pays for this file and cloudpickle.
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import signal
@@ -31,6 +32,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import cloudpickle
+
+from .shared_array import reducer_override
 
 __all__ = [
     "CALL_MODES",
@@ -234,13 +237,27 @@ class WorkerSetup:
 
 
 class _Cloud:
-    """Pickles its value with cloudpickle (for lambdas and closures), unwraps on load."""
+    """Pickles its value with cloudpickle (for lambdas and closures), unwraps on load.
+
+    Large NumPy arrays inside (``shared_data``) go by memory-mapped file, so
+    every worker shares one copy.
+    """
 
     def __init__(self, value: Any) -> None:
         self.value = value
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (cloudpickle.loads, (cloudpickle.dumps(self.value),))
+        buffer = io.BytesIO()
+        _ArrayCloudPickler(buffer).dump(self.value)
+        return (cloudpickle.loads, (buffer.getvalue(),))
+
+
+class _ArrayCloudPickler(cloudpickle.Pickler):
+    def reducer_override(self, obj: Any) -> Any:
+        reduced = reducer_override(obj)
+        if reduced is not NotImplemented:
+            return reduced
+        return super().reducer_override(obj)
 
 
 @dataclass
@@ -357,7 +374,7 @@ class _Keyed:
         self.keys = keys
 
     def __call__(self, values: tuple[Any, ...], **fixed: Any) -> Any:
-        return self.func(**dict(zip(self.keys, values)), **fixed)
+        return self.func(**dict(zip(self.keys, values, strict=True)), **fixed)
 
 
 class _Alarm:
@@ -632,7 +649,7 @@ def _one_task(
                 index=batch.first + pos,
                 exception=_portable(exc),
                 traceback=tb,
-                arguments=_short_repr(dict(zip(batch.keys, item)) if batch.call == "keyed" else item),
+                arguments=_short_repr(dict(zip(batch.keys, item, strict=True)) if batch.call == "keyed" else item),
                 attempts=attempt,
             )
         )

@@ -15,6 +15,7 @@ from concurrent.futures import Future
 from typing import Any, Callable
 
 from ..errors import ConfigError
+from ..shared_array import array_reducers
 from .base import Backend
 
 __all__ = ["ProcessBackend"]
@@ -89,10 +90,15 @@ class ProcessBackend(Backend):
                 # A module-level function when there is no user initializer, so
                 # that runners with the same settings share one warm executor.
                 init = _ignore_sigint if self.initializer is None else self._init
+                reducers = array_reducers()
                 self._executor = get_reusable_executor(
                     max_workers=self.max_workers,
                     timeout=self._idle_timeout,
                     initializer=init,
+                    # Large NumPy arguments go by memory-mapped file; results
+                    # come back as usual (an empty dict, not None, says so).
+                    job_reducers=reducers,
+                    result_reducers={} if reducers else None,
                     env=self._env,
                     reuse="auto",
                 )

@@ -48,6 +48,15 @@ GROUP_TIMING_BELOW_SECONDS = 10e-6
 TIMING_GROUP = 64
 
 
+# Weight kept by earlier batches at each new one in the per-task estimate.
+EST_DECAY = 0.8
+
+# Batch target for backends that run tasks in this process (threads): a batch
+# there costs tens of microseconds, so small batches keep I/O-bound tasks
+# spread over every thread (benchmarks/run.py, io).
+IN_PROCESS_TARGET_SECONDS = 0.002
+
+
 class BatchSizer:
     """Chooses the size of the next batch from what earlier batches measured.
 
@@ -57,12 +66,21 @@ class BatchSizer:
         fixed: a fixed size (the user's ``chunksize``), or ``None`` to adapt.
     """
 
-    def __init__(self, max_workers: int, total: int | None = None, fixed: int | None = None) -> None:
+    def __init__(
+        self,
+        max_workers: int,
+        total: int | None = None,
+        fixed: int | None = None,
+        target_seconds: float = TARGET_BATCH_SECONDS,
+    ) -> None:
         self.max_workers = max_workers
         self.total = total
         self.fixed = fixed
+        self.target = target_seconds
         self._size = 1
         self._per_task: float | None = None
+        self._time = 0.0
+        self._tasks = 0.0
 
     @property
     def timing_group(self) -> int:
@@ -93,14 +111,15 @@ class BatchSizer:
         """Record that a batch of ``n_tasks`` took ``seconds`` inside a worker."""
         if self.fixed is not None or n_tasks <= 0:
             return
-        per_task = max(seconds / n_tasks, 1e-8)
         first = self._per_task is None
-        # Smooth the per-task estimate so one outlier batch does not swing it.
-        if self._per_task is None:
-            self._per_task = per_task
-        else:
-            self._per_task = 0.5 * self._per_task + 0.5 * per_task
-        ideal = int(TARGET_BATCH_SECONDS / self._per_task)
+        # Per-task time as a decaying ratio of time to tasks, so a batch weighs
+        # by its size: one long task in a small batch moves the estimate a
+        # little, not to 'every task is long' (which made batches of 1-4 after
+        # each slow task in the skewed benchmark).
+        self._time = EST_DECAY * self._time + seconds
+        self._tasks = EST_DECAY * self._tasks + n_tasks
+        self._per_task = max(self._time / self._tasks, 1e-8)
+        ideal = int(self.target / self._per_task)
         # After the first probe of a run of known length, jump straight to the
         # ideal size: the fair-share cap in next_size bounds the risk, and each
         # doubling step would cost a round trip per worker.

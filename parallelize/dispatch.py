@@ -45,7 +45,12 @@ from itertools import islice
 from typing import Any, Iterable, Iterator, Sequence
 
 from .backends.base import Backend
-from .batching import MAX_OUTSTANDING_PER_WORKER, BatchSizer
+from .batching import (
+    IN_PROCESS_TARGET_SECONDS,
+    MAX_OUTSTANDING_PER_WORKER,
+    TARGET_BATCH_SECONDS,
+    BatchSizer,
+)
 from .errors import PicklingError, TaskTimeoutError, WorkerCrashedError
 from .options import RunOptions
 from .statistics import StatisticsCollector
@@ -231,7 +236,8 @@ class _Engine:
         if options.timeout is not None:
             # A timeout is per task: one task per batch keeps it exact.
             chunksize = 1
-        self.sizer = BatchSizer(options.max_workers, total, chunksize)
+        target = IN_PROCESS_TARGET_SECONDS if backend.in_process else TARGET_BATCH_SECONDS
+        self.sizer = BatchSizer(options.max_workers, total, chunksize, target)
         # A range, list, tuple or NumPy array is cut by slicing: a slice of a
         # range pickles as three numbers and a slice of an array as one buffer,
         # where a list of its items would pickle item by item (a row of an
@@ -273,10 +279,13 @@ class _Engine:
         # window filled with single-task probes would cost a round trip each.
         window = self.window if self.sizer.calibrated else self.options.max_workers
         item_cap = MAX_OUTSTANDING_PER_WORKER * self.options.max_workers
+        # Results waiting behind a slow batch (ordered mode) do not count
+        # against the window, so workers stay busy; they are capped apart.
         while (
             not self.exhausted
             and not self.quarantine
-            and self.outstanding() < window
+            and len(self.active) < window
+            and len(self.buffered) < 2 * window
             and (self.outstanding() == 0 or self.outstanding_items() < item_cap)
         ):
             remaining = self.total - self.next_index if self.total is not None else None
@@ -474,7 +483,10 @@ class _Engine:
             summary=result.summary,
         )
         if result.worker:
-            self.sizer.observe(n_run, result.elapsed)
+            # The tasks' own time: the batch's elapsed time also holds set-up
+            # and unpickling, which made a first one-task probe look 30x slow.
+            busy = result.summary[0] if result.summary is not None else result.elapsed
+            self.sizer.observe(n_run, busy)
         if self.progress is not None:
             self.progress.update(n_run)
 
@@ -546,9 +558,11 @@ def dispatch(
             engine.fill()
             engine.release_quarantine()
             if not engine.active and not engine.quarantine:
-                if engine.exhausted or engine.outstanding() >= engine.window:
-                    if engine.buffered:  # pragma: no cover - ordering invariant
-                        raise AssertionError(f"results stuck behind task {engine.next_first}")
+                # Nothing running: what is buffered waits for nothing, so the
+                # input must be exhausted (fill() submits whenever it is not).
+                if engine.buffered:  # pragma: no cover - ordering invariant
+                    raise AssertionError(f"results stuck behind task {engine.next_first}")
+                if engine.exhausted:
                     return
                 continue
             got = engine.wait()

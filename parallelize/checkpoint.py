@@ -201,7 +201,7 @@ def _decode(doc: Any) -> Any:
         return doc
     if len(doc) != 1:
         raise ValueError(f"not a tagged value: {sorted(doc)}")
-    (tag, body), = doc.items()
+    ((tag, body),) = doc.items()
     if tag == "f":
         if body not in ("nan", "inf", "-inf"):
             raise ValueError(f"bad float {body!r}")

@@ -71,7 +71,9 @@ def load_config(path: str | Path) -> ModuleType:
                 "(CONFIG = {name: [values]} and the function to run)"
             )
     if not isinstance(module.CONFIG, dict):
-        raise ConfigError(f"CONFIG in {str(file)!r} must be a dict of name -> values, got {type(module.CONFIG).__name__}")
+        raise ConfigError(
+            f"CONFIG in {str(file)!r} must be a dict of name -> values, got {type(module.CONFIG).__name__}"
+        )
     if not callable(module.function):
         raise ConfigError(f"'function' in {str(file)!r} must be callable, got {module.function!r}")
     return module
@@ -93,8 +95,12 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--max-mem", type=float, default=None, help="approximate MB per file")
     sweep.add_argument("--format", choices=["parquet", "csv"], default="parquet", help="file format")
     sweep.add_argument("--reduce-mem-usage", action="store_true", help="downcast numbers without changing a value")
-    sweep.add_argument("--on-error", choices=["raise", "collect", "skip"], default="collect",
-                       help="what a failing row does (default collect: kept with its error)")
+    sweep.add_argument(
+        "--on-error",
+        choices=["raise", "collect", "skip"],
+        default="collect",
+        help="what a failing row does (default collect: kept with its error)",
+    )
     sweep.add_argument("--overwrite", action="store_true", help="replace results already in --out")
     sweep.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser

@@ -227,9 +227,7 @@ class _Rows:
             return pd.DataFrame([{f"arg{i}": v for i, v in enumerate(t)} for t in tuples], index=pd.RangeIndex(n))
         if not self.mapping_inputs:
             return pd.DataFrame({"input": self.inputs}, index=pd.RangeIndex(n))
-        records = [
-            _as_dict(v) if isinstance(v, Mapping) else ({} if v is None else {"input": v}) for v in self.inputs
-        ]
+        records = [_as_dict(v) if isinstance(v, Mapping) else ({} if v is None else {"input": v}) for v in self.inputs]
         return pd.DataFrame(records, index=pd.RangeIndex(n))
 
     def output_frame(self, pd: Any) -> Any:
@@ -411,7 +409,14 @@ class TabularResults(ABC):
 
         source = self._table_source()
         return write_results(
-            source.batches, folder, layout=source.layout, skip_failures=source.skip_failures,
-            flatten=source.flatten, max_rows=max_rows, max_mem=max_mem, format=format,
-            reduce_mem_usage=reduce_mem_usage, overwrite=overwrite,
+            source.batches,
+            folder,
+            layout=source.layout,
+            skip_failures=source.skip_failures,
+            flatten=source.flatten,
+            max_rows=max_rows,
+            max_mem=max_mem,
+            format=format,
+            reduce_mem_usage=reduce_mem_usage,
+            overwrite=overwrite,
         )

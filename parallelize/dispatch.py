@@ -386,8 +386,10 @@ class _Engine:
             self.active.discard(slot)
             if not killed and slot.future is not None:
                 self.backend.abandon(slot.future)
-            how = "its worker was killed and replaced" if killed else (
-                "the thread running it cannot be killed and was abandoned; it runs on in the background"
+            how = (
+                "its worker was killed and replaced"
+                if killed
+                else ("the thread running it cannot be killed and was abandoned; it runs on in the background")
             )
             exc = TaskTimeoutError(
                 f"task {slot.first} with arguments {_short_repr(self.inputs(slot)[0])} ran longer than "
@@ -470,7 +472,9 @@ class _Engine:
         n_failed = len(result.failures)
         retried = result.retried + sum(
             # Reruns after crashes and timeouts, counted by the parent.
-            max(result.values[p].attempts - 1, 0) for p in result.failures if not result.worker
+            max(result.values[p].attempts - 1, 0)
+            for p in result.failures
+            if not result.worker
         )
         items = result.items if result.items is not None else result.values
         self.collector.finished(

@@ -80,9 +80,7 @@ def _no_init(shared_data: Any) -> dict[str, Any]:
     return {}
 
 
-def _check(
-    process: Any, save_callback: Any, out_path: Any, save_batch: Any, init_function: Any
-) -> None:
+def _check(process: Any, save_callback: Any, out_path: Any, save_batch: Any, init_function: Any) -> None:
     if not callable(process):
         raise ConfigError(f"process must be callable as process(item, shared_data, init_values), got {process!r}")
     if save_callback is not None and not callable(save_callback):
@@ -90,7 +88,9 @@ def _check(
             f"save_callback must be None or callable as save_callback(path, results, names), got {save_callback!r}"
         )
     if init_function is not None and not callable(init_function):
-        raise ConfigError(f"init_function must be None or callable as init_function(shared_data), got {init_function!r}")
+        raise ConfigError(
+            f"init_function must be None or callable as init_function(shared_data), got {init_function!r}"
+        )
     if not isinstance(out_path, (str, os.PathLike)):
         raise ConfigError(f"out_path must be a folder path (str or os.PathLike), got {out_path!r}")
     if isinstance(save_batch, bool) or not isinstance(save_batch, int) or save_batch < 1:
@@ -136,8 +136,14 @@ def _run(
         shared_data={} if shared_data is None else shared_data,
     ) as runner:
         run = ResumeRun(
-            runner, _Process(process), data_list, call="arg", ordered=False,
-            checkpoint=checkpoint, store_values=keep_values, commit=commit,
+            runner,
+            _Process(process),
+            data_list,
+            call="arg",
+            ordered=False,
+            checkpoint=checkpoint,
+            store_values=keep_values,
+            commit=commit,
         )
         for result in run.batches():
             failed = set(result.failures)
@@ -215,8 +221,18 @@ def mp_lock(
         Exception: whatever ``save_callback`` raises (that batch is not done).
     """
     report, _ = _run(
-        data_list, process, save_callback, num_procs, out_path, save_batch, shared_data, init_function,
-        keep_values=False, backend=backend, allow_pickle=False, progress=progress,
+        data_list,
+        process,
+        save_callback,
+        num_procs,
+        out_path,
+        save_batch,
+        shared_data,
+        init_function,
+        keep_values=False,
+        backend=backend,
+        allow_pickle=False,
+        progress=progress,
     )
     return report
 
@@ -267,8 +283,18 @@ def mp_lock_values(
         ResumeMismatchError: ``out_path`` records other items at some positions.
     """
     _, values = _run(
-        data_list, process, save_callback, num_procs, out_path, save_batch, shared_data, init_function,
-        keep_values=True, backend=backend, allow_pickle=allow_pickle, progress=progress,
+        data_list,
+        process,
+        save_callback,
+        num_procs,
+        out_path,
+        save_batch,
+        shared_data,
+        init_function,
+        keep_values=True,
+        backend=backend,
+        allow_pickle=allow_pickle,
+        progress=progress,
     )
     return values
 

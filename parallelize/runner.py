@@ -100,7 +100,9 @@ class Parallelize:
         shared_data: Any = None,
         **backend_options: Any,
     ) -> None:
-        given = {k: v for k, v in (("max_workers", max_workers), ("threads", threads), ("workers", workers)) if v is not None}
+        given = {
+            k: v for k, v in (("max_workers", max_workers), ("threads", threads), ("workers", workers)) if v is not None
+        }
         if len(given) > 1:
             raise ConfigError(f"give the number of workers once; got {given}")
         n = next(iter(given.values()), None)
@@ -209,11 +211,13 @@ class Parallelize:
         target: Callable[..., Any] = QueueCall(func) if queued else func
         n = self.options.max_workers
         options = self.options.replace(chunksize=1)
-        batches, collector, progress = self._start(
-            target, [kwargs] * n, "kwargs", options, ordered=False, total=n
-        )
+        batches, collector, progress = self._start(target, [kwargs] * n, "kwargs", options, ordered=False, total=n)
         execution = Execution(
-            batches, collector, flatten=queued, skip_failures=options.on_error == "skip", progress=progress,
+            batches,
+            collector,
+            flatten=queued,
+            skip_failures=options.on_error == "skip",
+            progress=progress,
             layout=FrameLayout("kwargs"),
         )
         self._last_execution = execution
@@ -232,7 +236,13 @@ class Parallelize:
         return self._last_execution.results(ordered)
 
     def map(
-        self, func: Callable[..., Any], iterable: Iterable[Any], *, ordered: bool = True, checkpoint: Any = None, **overrides: Any
+        self,
+        func: Callable[..., Any],
+        iterable: Iterable[Any],
+        *,
+        ordered: bool = True,
+        checkpoint: Any = None,
+        **overrides: Any,
     ) -> ResultStream:
         """Lazily apply ``func`` to every item of ``iterable``.
 
@@ -266,24 +276,40 @@ class Parallelize:
         return self._stream(func, iterable, call, ordered, overrides)
 
     def starmap(
-        self, func: Callable[..., Any], iterable: Iterable[Iterable[Any]], *, ordered: bool = True, checkpoint: Any = None, **overrides: Any
+        self,
+        func: Callable[..., Any],
+        iterable: Iterable[Iterable[Any]],
+        *,
+        ordered: bool = True,
+        checkpoint: Any = None,
+        **overrides: Any,
     ) -> ResultStream:
         """Like :meth:`map`, calling ``func(*item)`` for each item (a tuple of arguments)."""
         if checkpoint is not None:
             from .checkpoint import resume
 
-            return resume(self, func, iterable, call="star", ordered=ordered, overrides=overrides, checkpoint=checkpoint)
+            return resume(
+                self, func, iterable, call="star", ordered=ordered, overrides=overrides, checkpoint=checkpoint
+            )
         return self._stream(func, iterable, "star", ordered, overrides)
 
     def _stream(
-        self, func: Callable[..., Any], iterable: Iterable[Any], call: str, ordered: bool, overrides: dict[str, Any],
+        self,
+        func: Callable[..., Any],
+        iterable: Iterable[Any],
+        call: str,
+        ordered: bool,
+        overrides: dict[str, Any],
         layout: FrameLayout | None = None,
     ) -> ResultStream:
         options = self._options(overrides)
         total = _length(iterable)
         batches, collector, progress = self._start(func, iterable, call, options, ordered=ordered, total=total)
         return ResultStream(
-            batches, collector, skip_failures=options.on_error == "skip", progress=progress,
+            batches,
+            collector,
+            skip_failures=options.on_error == "skip",
+            progress=progress,
             layout=layout or FrameLayout(call),
         )
 
@@ -351,8 +377,15 @@ class Parallelize:
             from .checkpoint import resume
 
             resumed = resume(
-                self, func, iterable, call=call, ordered=ordered, overrides=overrides,
-                checkpoint=checkpoint, fixed=fixed, background=background,
+                self,
+                func,
+                iterable,
+                call=call,
+                ordered=ordered,
+                overrides=overrides,
+                checkpoint=checkpoint,
+                fixed=fixed,
+                background=background,
             )
             if background:
                 self._last_execution = resumed

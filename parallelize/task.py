@@ -565,11 +565,14 @@ def _grouped_loop(
     if call == "arg":
         run = func
     elif call == "kwargs":
+
         def run(item: Any) -> Any:
             return func(**item)
     else:
+
         def run(item: Any) -> Any:
             return func(*item)
+
     while pos < n:
         chunk = items[pos : pos + group]
         t0 = clock()

@@ -90,7 +90,11 @@ def _require_pyarrow(action: str) -> Any:
         import pyarrow  # noqa: F401
         import pyarrow.parquet as pq
     except ImportError as exc:
-        hint = _PARQUET_HINT if action == "writing" else 'reading Parquet needs pyarrow: pip install "parallelize[parquet]"'
+        hint = (
+            _PARQUET_HINT
+            if action == "writing"
+            else 'reading Parquet needs pyarrow: pip install "parallelize[parquet]"'
+        )
         raise BackendUnavailableError(hint) from exc
     return pq
 
@@ -114,7 +118,7 @@ def _atomic_write(path: Path, write: Any, binary: bool) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
         f: Any
-        with (open(tmp, "wb") if binary else open(tmp, "w", newline="", encoding="utf-8")) as f:
+        with open(tmp, "wb") if binary else open(tmp, "w", newline="", encoding="utf-8") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
@@ -221,7 +225,7 @@ class _PartWriter:
                 if hasattr(exc, "add_note"):
                     exc.add_note(
                         f"while converting rows for {path.name} to Parquet: a column holds values of "
-                        "mixed or unsupported types; return plain scalars, or pass format=\"csv\""
+                        'mixed or unsupported types; return plain scalars, or pass format="csv"'
                     )
                 raise
             table = _text_columns(pa, table)

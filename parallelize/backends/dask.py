@@ -80,7 +80,13 @@ class _Call:
     __slots__ = ("fn", "args", "kwargs", "key", "topic", "plugin")
 
     def __init__(
-        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], key: str, topic: str, plugin: str | None
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        key: str,
+        topic: str,
+        plugin: str | None,
     ) -> None:
         self.fn = fn
         self.args = args

@@ -69,9 +69,7 @@ class ProcessBackend(Backend):
         **options: Any,
     ) -> None:
         if options:
-            raise ConfigError(
-                f"unknown process backend option(s) {sorted(options)}; expected 'idle_timeout' or 'env'"
-            )
+            raise ConfigError(f"unknown process backend option(s) {sorted(options)}; expected 'idle_timeout' or 'env'")
         super().__init__(max_workers, initializer)
         self._idle_timeout = idle_timeout
         self._env = env

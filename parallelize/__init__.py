@@ -22,6 +22,7 @@ if TYPE_CHECKING:
         SchedulerUnreachableError,
         TaskTimeoutError,
         WorkerCrashedError,
+        WorkerInitError,
     )
     from .execution import Execution
     from .memory import MemoryReport, reduce_mem_usage
@@ -51,6 +52,7 @@ _LAZY: dict[str, str] = {
     "SchedulerUnreachableError": "errors",
     "TaskTimeoutError": "errors",
     "WorkerCrashedError": "errors",
+    "WorkerInitError": "errors",
     "Execution": "execution",
     "MemoryReport": "memory",
     "reduce_mem_usage": "memory",
@@ -133,6 +135,7 @@ __all__ = [
     "BackendUnavailableError",
     "TaskTimeoutError",
     "WorkerCrashedError",
+    "WorkerInitError",
     "PicklingError",
     "ResumeMismatchError",
     "SchedulerUnreachableError",

@@ -51,7 +51,7 @@ from .batching import (
     TARGET_BATCH_SECONDS,
     BatchSizer,
 )
-from .errors import PicklingError, TaskTimeoutError, WorkerCrashedError
+from .errors import PicklingError, TaskTimeoutError, WorkerCrashedError, WorkerInitError
 from .options import RunOptions
 from .statistics import StatisticsCollector
 from .task import Batch, BatchResult, FunctionHandle, RemoteTraceback, TaskFailure, WorkerSetup, _short_repr, run_batch
@@ -81,12 +81,14 @@ class TaskSpec:
         fixed: keyword arguments added to every call.
         setup: per-worker initialisation carried by each batch, or ``None``
             (backends normally run it through their ``initializer``).
+        setup_token: the token of the runner's per-worker set-up, if any.
     """
 
     func: FunctionHandle
     call: str = "arg"
     fixed: dict[str, Any] | None = None
     setup: WorkerSetup | None = None
+    setup_token: str | None = None
 
 
 def raise_failure(failure: TaskFailure) -> None:
@@ -311,6 +313,7 @@ class _Engine:
             func=self.spec.func,
             call="keyed" if self.keys is not None else self.spec.call,
             keys=self.keys or (),
+            setup_token=self.spec.setup_token,
             items=slot.items,
             first=slot.first,
             fixed=self.fixed,
@@ -437,6 +440,8 @@ class _Engine:
 
     def lost(self, slot: _Slot, exc: BaseException) -> BatchResult | None:
         """A batch came back with no results at all: isolate the cause."""
+        if isinstance(exc, WorkerInitError):
+            raise exc  # no task can run: stop whatever the policy
         crash = _is_crash(exc)
         pickling = _is_pickling(exc)
         if not (crash or pickling):

@@ -10,6 +10,7 @@ so callers can catch either::
     ├── WorkerCrashedError (BrokenExecutor)   a worker died mid-task
     ├── PicklingError (TypeError)             an argument or result cannot be pickled
     ├── ResumeMismatchError (ValueError)      a checkpoint holds results for other inputs
+    ├── WorkerInitError (RuntimeError)        the runner's initializer raised in a worker
     └── SchedulerUnreachableError (OSError)   a cluster scheduler did not answer
 
 An exception raised by the user's own function is *not* wrapped: it reaches the
@@ -31,6 +32,7 @@ __all__ = [
     "PicklingError",
     "ResumeMismatchError",
     "SchedulerUnreachableError",
+    "WorkerInitError",
     "check_choice",
 ]
 
@@ -68,6 +70,14 @@ class ResumeMismatchError(ParallelizeError, ValueError):
 
 class SchedulerUnreachableError(ParallelizeError, OSError):
     """A cluster scheduler did not answer at the given address."""
+
+
+class WorkerInitError(ParallelizeError, RuntimeError):
+    """The runner's ``initializer`` raised in a worker, so no task can run there.
+
+    Always stops the run, whatever the error policy: every task would fail the
+    same way. The initializer's own exception is the ``__cause__``.
+    """
 
 
 def check_choice(name: str, value: Any, allowed: Iterable[Any]) -> None:

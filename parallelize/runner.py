@@ -123,6 +123,7 @@ class Parallelize:
         if initializer is not None or shared_data is not None:
             setup = WorkerSetup(uuid.uuid4().hex, initializer, shared_data)
         self._setup = setup
+        self._setup_token = setup.token if setup is not None else None
         self._backend: Backend = make_backend(backend, self.options.max_workers, setup, **backend_options)
         if n is None:
             # Not given: a cluster backend may know its real capacity.
@@ -183,7 +184,7 @@ class Parallelize:
         collector = StatisticsCollector(total)
         self._last_collector = collector
         progress = make_progress(options.progress, total)
-        spec = TaskSpec(FunctionHandle(func), call, fixed, None)
+        spec = TaskSpec(FunctionHandle(func), call, fixed, None, self._setup_token)
         batches = dispatch(
             self._backend, spec, items, options, collector, ordered=ordered, total=total, progress=progress
         )
@@ -412,7 +413,7 @@ class Parallelize:
         """
         _check_callable(func)
         self._check_open()
-        batch = Batch(FunctionHandle(func), "star", [args], 0, fixed=kwargs)
+        batch = Batch(FunctionHandle(func), "star", [args], 0, fixed=kwargs, setup_token=self._setup_token)
         collector = self._submit_collector
         self._last_collector = collector
         collector.submitted(1)

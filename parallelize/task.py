@@ -228,7 +228,15 @@ class WorkerSetup:
             return
         init_values = None
         if self.initializer is not None:
-            init_values = self.initializer(self.shared_data)
+            try:
+                init_values = self.initializer(self.shared_data)
+            except Exception as exc:
+                # Raising here would break the whole pool (thread pools and
+                # loky both give up on a failed initializer, and a crash would
+                # be retried worker after worker). Keep the error for this
+                # runner's batches instead: run_batch raises WorkerInitError.
+                _local.setup_error = (self.token, _portable(exc), traceback.format_exc())
+                return
         _local.context = WorkerContext(_worker_name(), self.shared_data, init_values)
         _local.token = self.token
 
@@ -282,6 +290,8 @@ class Batch:
         timing_group: tasks timed together (1: each task on its own). For
             tasks of a few microseconds the clock costs more than the task.
         keys: parameter names, for the ``"keyed"`` call mode.
+        setup_token: the token of the runner's per-worker set-up, to find out
+            whether it failed in this worker.
     """
 
     func: FunctionHandle
@@ -298,6 +308,7 @@ class Batch:
     seq: int = 0
     timing_group: int = 1
     keys: tuple[str, ...] = ()
+    setup_token: str | None = None
 
 
 @dataclass
@@ -434,6 +445,17 @@ def run_batch(batch: Batch) -> BatchResult:
     """
     if batch.setup is not None:
         batch.setup()
+    failed_setup = getattr(_local, "setup_error", None)
+    if failed_setup is not None and batch.setup_token is not None and failed_setup[0] == batch.setup_token:
+        _, exc, tb = failed_setup
+        from .errors import WorkerInitError
+
+        err = WorkerInitError(
+            f"the runner's initializer raised {type(exc).__name__}: {exc} in worker "
+            f"{_worker_name()}, so no task can run; fix the initializer (its traceback is the cause)"
+        )
+        err.__cause__ = RemoteTraceback(tb)
+        raise err
     func = batch.func.get()
     if batch.call == "keyed":
         func = _Keyed(func, batch.keys)

@@ -360,3 +360,24 @@ def test_keyboard_interrupt_in_consumer_kills_running_process_tasks():
         while any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids):
             assert time.monotonic() < deadline, "workers still alive after Ctrl-C"
             time.sleep(0.05)
+
+
+# -- a failing initializer ------------------------------------------------------------
+
+
+def broken_init(shared_data: object) -> object:
+    raise NameError("name 'load_model' is not defined")
+
+
+@pytest.mark.parametrize("on_error", ["raise", "collect", "skip"])
+def test_failing_initializer_stops_the_run_on_every_backend(make_runner, on_error: str) -> None:
+    from parallelize import WorkerInitError
+
+    runner = make_runner(2, initializer=broken_init, on_error=on_error)
+    with pytest.raises(WorkerInitError, match="load_model") as info:
+        list(runner.map(identity, range(50)))
+    assert isinstance(info.value, RuntimeError)
+    assert "broken_init" in str(info.value.__cause__)
+    # Every further call reports the same error rather than running tasks.
+    with pytest.raises(WorkerInitError):
+        runner.submit(identity, 1).result(timeout=60)

@@ -130,7 +130,6 @@ def batch_tail(result: BatchResult, left: int, skip_failures: bool) -> BatchResu
         failures=[p - start for p in result.failures if p >= start],
         worker=result.worker,
         elapsed=result.elapsed,
-        seq=result.seq,
         items=None if items is None else list(items[start:]),
     )
 

@@ -40,7 +40,7 @@ import time
 from array import array
 from collections import deque
 from concurrent.futures import BrokenExecutor, CancelledError, Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import islice
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -53,8 +53,9 @@ from .batching import (
 )
 from .errors import PicklingError, TaskTimeoutError, WorkerCrashedError, WorkerInitError
 from .options import RunOptions
+from .space import Params
 from .statistics import StatisticsCollector
-from .task import Batch, BatchResult, FunctionHandle, RemoteTraceback, TaskFailure, WorkerSetup, _short_repr, run_batch
+from .task import Batch, BatchResult, FunctionHandle, RemoteTraceback, TaskFailure, _short_repr, run_batch
 
 __all__ = ["TaskSpec", "dispatch", "raise_failure", "window_for"]
 
@@ -79,15 +80,12 @@ class TaskSpec:
         func: the user's function, pickled once.
         call: ``"arg"``, ``"star"`` or ``"kwargs"`` (see :data:`~parallelize.task.CALL_MODES`).
         fixed: keyword arguments added to every call.
-        setup: per-worker initialisation carried by each batch, or ``None``
-            (backends normally run it through their ``initializer``).
         setup_token: the token of the runner's per-worker set-up, if any.
     """
 
     func: FunctionHandle
     call: str = "arg"
     fixed: dict[str, Any] | None = None
-    setup: WorkerSetup | None = None
     setup_token: str | None = None
 
 
@@ -165,8 +163,6 @@ class KeyedItems(Sequence[Any]):
         return len(self.values)
 
     def __getitem__(self, index: Any) -> Any:
-        from .space import Params
-
         if isinstance(index, slice):
             return KeyedItems(self.keys, self.values[index])
         return Params(zip(self.keys, self.values[index], strict=True))
@@ -180,7 +176,7 @@ def _sliceable(items: Any) -> bool:
     return type(items).__name__ == "ndarray" and getattr(items, "ndim", 0) >= 1
 
 
-def _failed_batch(exc: BaseException, items: list[Any], first: int, seq: int, attempts: int = 1) -> BatchResult:
+def _failed_batch(exc: BaseException, items: Any, first: int, attempts: int = 1) -> BatchResult:
     values: list[Any] = [
         TaskFailure(index=first + i, exception=exc, arguments=_short_repr(item), attempts=attempts)
         for i, item in enumerate(items)
@@ -192,7 +188,6 @@ def _failed_batch(exc: BaseException, items: list[Any], first: int, seq: int, at
         failures=list(range(len(items))),
         worker="",
         elapsed=0.0,
-        seq=seq,
         items=items,
     )
 
@@ -203,13 +198,11 @@ class _Slot:
 
     first: int
     items: Any  # a list, or a slice of the input (range, tuple, array)
-    seq: int
     future: Future[BatchResult] | None = None
     started: float | None = None
     crashes: int = 0
     timeouts: int = 0
     quarantined: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class _Engine:
@@ -228,7 +221,6 @@ class _Engine:
     ) -> None:
         self.backend = backend
         self.spec = spec
-        self.it = iter(items)
         self.options = options
         self.collector = collector
         self.ordered = ordered
@@ -250,11 +242,10 @@ class _Engine:
         # per point. Results get the points back, lazily, as KeyedItems.
         self.keys: tuple[str, ...] | None = None
         if spec.call == "kwargs" and hasattr(items, "iter_values") and hasattr(items, "keys"):
-            try:
-                self.it = iter(items.iter_values())
-                self.keys = tuple(items.keys)
-            except TypeError:  # a sample-only space: let iteration raise as usual
-                self.keys = None
+            self.it: Iterator[Any] = items.iter_values()  # a sample-only space raises here
+            self.keys = tuple(items.keys)
+        else:
+            self.it = iter(items)
         self.window = window_for(options.max_workers)
         self.done: queue.SimpleQueue[tuple[_Slot, Future[BatchResult]]] = queue.SimpleQueue()
         self.active: set[_Slot] = set()
@@ -262,7 +253,6 @@ class _Engine:
         self.buffered: dict[int, BatchResult] = {}
         self.raise_first = options.on_error == "raise"
         self.next_index = 0
-        self.next_seq = 0
         self.next_first = 0
         self.exhausted = False
         self.fixed = spec.fixed or {}
@@ -299,9 +289,8 @@ class _Engine:
             if not len(chunk):
                 self.exhausted = True
                 return
-            slot = _Slot(first=self.next_index, items=chunk, seq=self.next_seq)
+            slot = _Slot(first=self.next_index, items=chunk)
             self.next_index += len(chunk)
-            self.next_seq += 1
             self.collector.submitted(len(chunk))
             self.submit(slot)
             if len(chunk) < n and self.total is None:
@@ -317,13 +306,11 @@ class _Engine:
             items=slot.items,
             first=slot.first,
             fixed=self.fixed,
-            setup=self.spec.setup,
             stop_on_error=self.raise_first,
             retries=o.retries,
             retry_on=o.retry_on,
             backoff=o.backoff,
             timeout=o.timeout,
-            seq=slot.seq,
             timing_group=self.sizer.timing_group,
         )
         try:
@@ -402,7 +389,7 @@ class _Engine:
             if slot.timeouts <= self.options.retries and isinstance(exc, self.options.retry_on):
                 self.submit(slot)
                 continue
-            out.append(_failed_batch(exc, self.inputs(slot), slot.first, slot.seq, attempts=slot.timeouts))
+            out.append(_failed_batch(exc, self.inputs(slot), slot.first, attempts=slot.timeouts))
         if killed:
             for slot in others:
                 fut = slot.future
@@ -427,10 +414,9 @@ class _Engine:
             result = future.result()
         except CancelledError as exc:
             # Cancelled from outside (a cluster shutting down): report, never stall.
-            return _failed_batch(exc, self.inputs(slot), slot.first, slot.seq)
+            return _failed_batch(exc, self.inputs(slot), slot.first)
         except Exception as exc:
             return self.lost(slot, exc)
-        result.seq = slot.seq
         result.items = self.inputs(slot)
         return result
 
@@ -446,12 +432,12 @@ class _Engine:
         pickling = _is_pickling(exc)
         if not (crash or pickling):
             err = _batch_error(exc, self.inputs(slot), slot.first)
-            return _failed_batch(err, self.inputs(slot), slot.first, slot.seq)
+            return _failed_batch(err, self.inputs(slot), slot.first)
         if len(slot.items) > 1:
             # Which task is guilty is unknown: halve the batch and try both halves alone.
             half = len(slot.items) // 2
-            a = _Slot(first=slot.first, items=slot.items[:half], seq=slot.seq, quarantined=True)
-            b = _Slot(first=slot.first + half, items=slot.items[half:], seq=slot.seq, quarantined=True)
+            a = _Slot(first=slot.first, items=slot.items[:half], quarantined=True)
+            b = _Slot(first=slot.first + half, items=slot.items[half:], quarantined=True)
             if crash and not slot.quarantined:
                 # Lost alongside others: it may be innocent. Rerun whole, alone, first.
                 slot.quarantined = True
@@ -470,7 +456,7 @@ class _Engine:
             if slot.crashes <= self.options.retries:
                 self.quarantine.appendleft(slot)
                 return None
-        return _failed_batch(err, self.inputs(slot), slot.first, slot.seq, attempts=max(slot.crashes, 1))
+        return _failed_batch(err, self.inputs(slot), slot.first, attempts=max(slot.crashes, 1))
 
     def account(self, result: BatchResult) -> None:
         n_run = len(result.values)

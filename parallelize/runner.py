@@ -184,7 +184,7 @@ class Parallelize:
         collector = StatisticsCollector(total)
         self._last_collector = collector
         progress = make_progress(options.progress, total)
-        spec = TaskSpec(FunctionHandle(func), call, fixed, None, self._setup_token)
+        spec = TaskSpec(FunctionHandle(func), call, fixed, self._setup_token)
         batches = dispatch(
             self._backend, spec, items, options, collector, ordered=ordered, total=total, progress=progress
         )
@@ -270,11 +270,7 @@ class Parallelize:
             ResumeMismatchError: ``checkpoint`` holds results for other inputs.
         """
         call = "kwargs" if _is_space(iterable) else "arg"
-        if checkpoint is not None:
-            from .checkpoint import resume
-
-            return resume(self, func, iterable, call=call, ordered=ordered, overrides=overrides, checkpoint=checkpoint)
-        return self._stream(func, iterable, call, ordered, overrides)
+        return self.run_batches(func, iterable, call=call, ordered=ordered, checkpoint=checkpoint, **overrides)
 
     def starmap(
         self,
@@ -286,33 +282,7 @@ class Parallelize:
         **overrides: Any,
     ) -> ResultStream:
         """Like :meth:`map`, calling ``func(*item)`` for each item (a tuple of arguments)."""
-        if checkpoint is not None:
-            from .checkpoint import resume
-
-            return resume(
-                self, func, iterable, call="star", ordered=ordered, overrides=overrides, checkpoint=checkpoint
-            )
-        return self._stream(func, iterable, "star", ordered, overrides)
-
-    def _stream(
-        self,
-        func: Callable[..., Any],
-        iterable: Iterable[Any],
-        call: str,
-        ordered: bool,
-        overrides: dict[str, Any],
-        layout: FrameLayout | None = None,
-    ) -> ResultStream:
-        options = self._options(overrides)
-        total = _length(iterable)
-        batches, collector, progress = self._start(func, iterable, call, options, ordered=ordered, total=total)
-        return ResultStream(
-            batches,
-            collector,
-            skip_failures=options.on_error == "skip",
-            progress=progress,
-            layout=layout or FrameLayout(call),
-        )
+        return self.run_batches(func, iterable, call="star", ordered=ordered, checkpoint=checkpoint, **overrides)
 
     def map_rows(
         self, func: Callable[..., Any], frame: Any, *, pass_as: str = "pair", ordered: bool = True, **overrides: Any
@@ -347,7 +317,7 @@ class Parallelize:
         from .rows import row_tasks
 
         target, rows, layout = row_tasks(func, frame, pass_as)
-        return self._stream(target, rows, "arg", ordered, overrides, layout=layout)
+        return self.run_batches(target, rows, call="arg", ordered=ordered, layout=layout, **overrides)
 
     def run_batches(
         self,
@@ -359,6 +329,7 @@ class Parallelize:
         fixed: dict[str, Any] | None = None,
         background: bool = False,
         checkpoint: Any = None,
+        layout: FrameLayout | None = None,
         **overrides: Any,
     ) -> Any:
         """The engine's batch-level interface, for layers built on the runner.
@@ -372,6 +343,7 @@ class Parallelize:
             background: return a running :class:`~parallelize.execution.Execution`
                 instead of a lazy :class:`~parallelize.stream.ResultStream`.
             checkpoint: a folder to record finished tasks in and resume from, as for :meth:`map`.
+            layout: how inputs become DataFrame columns (default: from ``call``).
             **overrides: per-call options as for :meth:`map`.
         """
         if checkpoint is not None:
@@ -397,7 +369,7 @@ class Parallelize:
             func, iterable, call, options, ordered=ordered, total=total, fixed=fixed
         )
         skip = options.on_error == "skip"
-        layout = FrameLayout(call)
+        layout = layout or FrameLayout(call)
         if background:
             execution = Execution(batches, collector, skip_failures=skip, progress=progress, layout=layout)
             self._last_execution = execution

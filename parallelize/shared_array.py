@@ -80,7 +80,8 @@ def reduce_array(array: Any) -> tuple[Callable[..., Any], tuple[Any, ...]]:
     import numpy as np
 
     if array.nbytes < THRESHOLD_BYTES or array.dtype.hasobject:
-        return (pickle.loads, (pickle.dumps(np.asarray(array), protocol=pickle.HIGHEST_PROTOCOL),))
+        # NumPy's own reduction: pickled in place, not pickled twice.
+        return np.asarray(array).__reduce_ex__(pickle.HIGHEST_PROTOCOL)  # type: ignore[return-value]
     key = id(array)
     with _lock:
         entry = _files.get(key)

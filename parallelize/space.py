@@ -205,10 +205,16 @@ class Space(ABC):
         points to workers this way.
 
         Raises:
-            TypeError: if the space has a distribution axis.
+            TypeError: if the space has a distribution axis (at once, not at
+                the first ``next``).
         """
+        if self._n is None:
+            raise TypeError(self._infinite_message())
+        return self._iter_values()
+
+    def _iter_values(self) -> Iterator[tuple[Any, ...]]:
         keys = self.keys
-        return (tuple(p[k] for k in keys) for p in self)
+        return (tuple(p[k] for k in keys) for p in self._iter())
 
     def _infinite_message(self) -> str:
         return (
@@ -506,7 +512,7 @@ class ParamSpace(Space):
         for values in _product_iter([self._axes[k] for k in keys]):
             yield Params._of(dict(zip(keys, values, strict=True)))
 
-    def iter_values(self) -> Iterator[tuple[Any, ...]]:
+    def _iter_values(self) -> Iterator[tuple[Any, ...]]:
         return _product_iter([self._axes[k] for k in self._keys])
 
     def _draw(self, d: _Draw) -> Params:

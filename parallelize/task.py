@@ -278,7 +278,6 @@ class Batch:
         items: the inputs, in order.
         first: the index of ``items[0]`` in the whole input.
         fixed: keyword arguments passed to every call.
-        setup: the per-worker initialisation, or ``None``.
         stop_on_error: stop at the first failure (the caller will raise anyway).
         retries: extra attempts for a task that raised one of ``retry_on``.
         retry_on: exception types worth retrying.
@@ -286,7 +285,6 @@ class Batch:
         timeout: seconds one task may run; enforced here with SIGALRM when the
             batch runs in a process's main thread (process workers, the serial
             backend), and by the parent otherwise.
-        seq: the batch's sequence number in its run.
         timing_group: tasks timed together (1: each task on its own). For
             tasks of a few microseconds the clock costs more than the task.
         keys: parameter names, for the ``"keyed"`` call mode.
@@ -299,13 +297,11 @@ class Batch:
     items: Sequence[Any]
     first: int
     fixed: dict[str, Any] = field(default_factory=dict)
-    setup: WorkerSetup | None = None
     stop_on_error: bool = False
     retries: int = 0
     retry_on: tuple[type[BaseException], ...] = (Exception,)
     backoff: float = 0.0
     timeout: float | None = None
-    seq: int = 0
     timing_group: int = 1
     keys: tuple[str, ...] = ()
     setup_token: str | None = None
@@ -323,7 +319,6 @@ class BatchResult:
         failures: positions (within the batch) of the failed tasks.
         worker: the name of the worker that ran it.
         elapsed: seconds the whole batch took in the worker.
-        seq: the batch's sequence number, set by the parent.
         items: the batch's inputs, attached by the parent on arrival (never
             shipped back from the worker).
         summary: ``(sum, min, max)`` of ``durations``, computed in the worker.
@@ -337,7 +332,6 @@ class BatchResult:
     failures: list[int]
     worker: str
     elapsed: float
-    seq: int = 0
     items: Sequence[Any] | None = None
     summary: tuple[float, float, float] | None = None
     retried: int = 0
@@ -443,8 +437,6 @@ def run_batch(batch: Batch) -> BatchResult:
     Returns:
         The batch's :class:`BatchResult`.
     """
-    if batch.setup is not None:
-        batch.setup()
     failed_setup = getattr(_local, "setup_error", None)
     if failed_setup is not None and batch.setup_token is not None and failed_setup[0] == batch.setup_token:
         _, exc, tb = failed_setup
@@ -480,7 +472,6 @@ def run_batch(batch: Batch) -> BatchResult:
         failures=failures,
         worker=_worker_name(),
         elapsed=elapsed,
-        seq=batch.seq,
         summary=summary,
         retried=retried,
     )

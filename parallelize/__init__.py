@@ -15,10 +15,12 @@ if TYPE_CHECKING:
     from .decorator import ParallelFunction, parallel
     from .errors import (
         BackendUnavailableError,
+        CheckpointError,
         ConfigError,
         ParallelizeError,
         PicklingError,
         ResumeMismatchError,
+        RunnerClosedError,
         SchedulerUnreachableError,
         TaskTimeoutError,
         WorkerCrashedError,
@@ -45,7 +47,9 @@ _LAZY: dict[str, str] = {
     "ParallelFunction": "decorator",
     "parallel": "decorator",
     "BackendUnavailableError": "errors",
+    "CheckpointError": "errors",
     "ConfigError": "errors",
+    "RunnerClosedError": "errors",
     "ParallelizeError": "errors",
     "PicklingError": "errors",
     "ResumeMismatchError": "errors",
@@ -138,5 +142,7 @@ __all__ = [
     "WorkerInitError",
     "PicklingError",
     "ResumeMismatchError",
+    "CheckpointError",
+    "RunnerClosedError",
     "SchedulerUnreachableError",
 ]

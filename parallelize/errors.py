@@ -10,6 +10,8 @@ so callers can catch either::
     ├── WorkerCrashedError (BrokenExecutor)   a worker died mid-task
     ├── PicklingError (TypeError)             an argument or result cannot be pickled
     ├── ResumeMismatchError (ValueError)      a checkpoint holds results for other inputs
+    ├── CheckpointError (ConfigError)         a checkpoint's files are damaged or crafted
+    ├── RunnerClosedError (RuntimeError)      the runner was shut down by its owner
     ├── WorkerInitError (RuntimeError)        the runner's initializer raised in a worker
     └── SchedulerUnreachableError (OSError)   a cluster scheduler did not answer
 
@@ -31,6 +33,8 @@ __all__ = [
     "WorkerCrashedError",
     "PicklingError",
     "ResumeMismatchError",
+    "CheckpointError",
+    "RunnerClosedError",
     "SchedulerUnreachableError",
     "WorkerInitError",
     "check_choice",
@@ -66,6 +70,23 @@ class PicklingError(ParallelizeError, TypeError):
 
 class ResumeMismatchError(ParallelizeError, ValueError):
     """A checkpoint folder holds results computed for different inputs."""
+
+
+class CheckpointError(ConfigError):
+    """A checkpoint folder's files are damaged, truncated or not what parallelize wrote.
+
+    Never executes anything found in the files; the message names the file and
+    says how to start over (delete the folder) or keep going.
+    """
+
+
+class RunnerClosedError(ParallelizeError, RuntimeError):
+    """The runner (or its pool) was shut down by its owner; make a new one to run more work.
+
+    The "closed it yourself" case, as CPython's ``cannot schedule new futures
+    after shutdown``; not a bad argument (:class:`ConfigError`) and not a pool
+    broken from outside (:class:`WorkerCrashedError`).
+    """
 
 
 class SchedulerUnreachableError(ParallelizeError, OSError):

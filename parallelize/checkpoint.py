@@ -20,14 +20,22 @@ Folder layout:
   a crash (short, or with a wrong checksum) ends the reading of that file and is
   ignored, so its tasks simply run again; it is never mixed into results.
 
+Anything else that is not what this module writes (a whole record with the right
+checksum but the wrong content, a huge length field, JSON nested too deeply, a
+foreign or missing manifest) raises :class:`~parallelize.errors.CheckpointError`
+naming the file and record, before anything runs: the reader accepts exactly
+the shapes the writer produces, never recurses more than a few hundred frames
+and never unpickles without ``allow_pickle``.
+
 Results are stored as tagged JSON when they are plain data (None, bool, int,
 float including nan/inf, str, bytes, complex, list, tuple, dict, set, frozenset,
 and NumPy arrays and scalars of numeric, bool, datetime or string dtypes), so that
-tuples stay tuples and ``1.0`` stays a float. Any other result is pickled with
-cloudpickle. Reading a pickle can run arbitrary code, so a checkpoint holding
-pickled results is only loaded with ``Checkpoint(folder, allow_pickle=True)``;
-by default opening it raises :class:`~parallelize.errors.ConfigError` before
-anything runs.
+tuples stay tuples and ``1.0`` stays a float. Any other result, and plain data
+nested more than ``_MAX_NESTING`` JSON levels deep or ints of over 14,000 bits,
+is pickled with cloudpickle. Reading a pickle can run arbitrary code, so a
+checkpoint holding pickled results is only loaded with
+``Checkpoint(folder, allow_pickle=True)``; by default opening it raises
+:class:`~parallelize.errors.CheckpointError` before anything runs.
 
 Inputs are identified by position and a content hash
 (:func:`input_hash`), the same in every process and run.
@@ -43,6 +51,7 @@ import json
 import math
 import os
 import pickle
+import re
 import struct
 import time
 import types
@@ -58,7 +67,7 @@ from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
 import cloudpickle
 
-from .errors import ConfigError, PicklingError, ResumeMismatchError
+from .errors import CheckpointError, ConfigError, PicklingError, ResumeMismatchError
 from .space import params_hash
 from .statistics import Statistics, StatisticsCollector
 from .task import BatchResult, TaskFailure, _short_repr
@@ -68,6 +77,8 @@ __all__ = ["STORED_WORKER", "Checkpoint", "ResumeRun", "input_hash", "resume"]
 FORMAT = "parallelize-checkpoint"
 VERSION = 1
 MANIFEST = "checkpoint.json"
+_HASH_SCHEME = "sha256-params-v1"
+_CALLS = ("arg", "star", "kwargs")
 _SEGMENT_GLOB = "journal-*.log"
 _SEGMENT_MAGIC = b"PZJOURN1"
 _RECORD_MAGIC = b"PZR1"
@@ -79,6 +90,23 @@ _PREFIX_RUN = 1024
 # Differing positions named in a ResumeMismatchError.
 _SHOWN_MISMATCHES = 10
 _NUMPY_KINDS = "biufcmMSU"
+# What ``dtype.str`` looks like for those kinds ('<f8', '|b1', '<M8[10ns]', '<U2'):
+# a stored dtype must match it before NumPy parses it.
+_DTYPE_RE = re.compile(r"[<>|][biufcmMSU][0-9]{1,10}(?:\[[0-9]{0,10}[a-zA-Z]{1,2}\])?")
+# input_hash's two forms: 32 hex digits, or "p" and 31 of them.
+_HASH_RE = re.compile(r"[0-9a-f]{32}|p[0-9a-f]{31}")
+# JSON containers one stored result may nest (a tuple takes two, a list one).
+# Deeper results are pickled instead, so decoding, which recurses, stays far
+# below Python's default limit of 1000 frames, and so does json.loads.
+_MAX_NESTING = 200
+# Ints longer than this are pickled: json writes and reads at most 4300 decimal
+# digits (sys.int_info.default_max_str_digits), about 14,284 bits.
+_MAX_INT_BITS = 14_000
+# Positions beyond this are no input's (NumPy and most sequences index with int64).
+_MAX_POSITION = 2**63 - 1
+# The writer builds each payload in memory, so a length field beyond this was
+# never written by it: damage, not a record cut short by a crash.
+_MAX_RECORD = 1 << 40
 # Stored result kinds: tagged JSON, pickle, or none kept (only "finished").
 _KINDS = frozenset(("j", "p", "-"))
 #: The ``worker`` of batch results read back from a checkpoint rather than computed.
@@ -156,81 +184,213 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def _encode(value: Any) -> Any:
+def _unb64(text: Any) -> bytes:
+    """The bytes of a base64 string; ValueError for anything :func:`_b64` never returns."""
+    if type(text) is not str:
+        raise ValueError(f"expected a base64 string, got {_shown(text)}")
+    return base64.b64decode(text, validate=True)  # binascii.Error is a ValueError
+
+
+def _shown(value: Any) -> str:
+    """A short description of a JSON value for a message, never expensive (no deep repr)."""
+    if isinstance(value, list):
+        return f"a JSON array of {len(value)} item(s)"
+    if isinstance(value, dict):
+        return f"a JSON object with keys {sorted(map(str, value))[:5]}"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _plain_dtype(dtype: Any) -> bool:
+    """Whether a NumPy dtype is stored as JSON: numeric, bool, date/time or string, no objects."""
+    return (
+        dtype.kind in _NUMPY_KINDS
+        and dtype.fields is None
+        and dtype.subdtype is None
+        and not dtype.hasobject
+        and dtype.itemsize > 0
+        and _DTYPE_RE.fullmatch(dtype.str) is not None
+    )
+
+
+def _room(room: int, needed: int) -> None:
+    if room < needed:
+        raise ValueError(f"nested more than {_MAX_NESTING} levels deep")
+
+
+def _encode(value: Any, room: int = _MAX_NESTING) -> Any:
     """A JSON document for ``value`` that decodes to an equal value of the same types.
 
     Lists and scalars are themselves; everything else is a one-key object whose
     key is a type tag (a real dict is always tagged, so tags are unambiguous).
+
+    Args:
+        value: the value.
+        room: how many more JSON containers (arrays, objects) may nest here. A
+            value needing more raises :class:`_NotPlain` and is pickled instead, so
+            that :func:`_decode`, which allows exactly as much, never recurses deeply.
     """
     t = type(value)
-    if value is None or t is bool or t is str or t is int:
+    if value is None or t is bool or t is str:
         return value
+    if t is int:
+        if value.bit_length() > _MAX_INT_BITS:
+            raise _NotPlain
+        return value
+    if t is float and math.isfinite(value):
+        return value
+    if room < 1:
+        raise _NotPlain
     if t is float:
-        return value if math.isfinite(value) else {"f": repr(value)}
+        return {"f": repr(value)}
     if t is list:
-        return [_encode(v) for v in value]
-    if t is tuple:
-        return {"t": [_encode(v) for v in value]}
-    if t is dict:
-        if all(type(k) is str for k in value):
-            return {"m": {k: _encode(v) for k, v in value.items()}}
-        return {"d": [[_encode(k), _encode(v)] for k, v in value.items()]}
-    if t is set or t is frozenset:
-        return {"set" if t is set else "fset": [_encode(v) for v in value]}
+        return [_encode(v, room - 1) for v in value]
     if t is bytes:
         return {"b": _b64(value)}
+    if room < 2:
+        raise _NotPlain
+    if t is tuple:
+        return {"t": [_encode(v, room - 2) for v in value]}
+    if t is dict:
+        if all(type(k) is str for k in value):
+            return {"m": {k: _encode(v, room - 2) for k, v in value.items()}}
+        if room < 3:
+            raise _NotPlain
+        return {"d": [[_encode(k, room - 3), _encode(v, room - 3)] for k, v in value.items()]}
+    if t is set or t is frozenset:
+        return {"set" if t is set else "fset": [_encode(v, room - 2) for v in value]}
     if t is complex:
-        return {"c": [_encode(value.real), _encode(value.imag)]}
+        return {"c": [_encode(value.real, room - 2), _encode(value.imag, room - 2)]}
     if t.__module__ == "numpy":
         dtype = getattr(value, "dtype", None)
-        if dtype is None or dtype.kind not in _NUMPY_KINDS or dtype.fields is not None:
+        if dtype is None or not _plain_dtype(dtype):
             raise _NotPlain
         import numpy as np
 
-        if isinstance(value, np.ndarray) and t is np.ndarray:
+        if isinstance(value, np.ndarray) and t is np.ndarray and room >= 3:
             return {"nd": [dtype.str, list(value.shape), _b64(np.ascontiguousarray(value).tobytes())]}
         if isinstance(value, np.generic):
             return {"ns": [dtype.str, _b64(np.asarray(value).tobytes())]}
     raise _NotPlain
 
 
-def _decode(doc: Any) -> Any:
-    if isinstance(doc, list):
-        return [_decode(v) for v in doc]
-    if not isinstance(doc, dict):
+def _body(what: str, body: Any, size: int | None = None) -> list[Any]:
+    """``body`` if it is a JSON array (of ``size`` items when given), else ValueError."""
+    if type(body) is not list or (size is not None and len(body) != size):
+        shape = "an array" if size is None else f"an array of {size} items"
+        raise ValueError(f"{what} must be {shape}, got {_shown(body)}")
+    return body
+
+
+def _numpy_dtype(text: Any) -> Any:
+    """The NumPy dtype named by a stored ``dtype.str``; ValueError for any other dtype."""
+    import numpy as np
+
+    if type(text) is not str or _DTYPE_RE.fullmatch(text) is None:
+        raise ValueError(f"refusing NumPy dtype {_shown(text)}")
+    try:
+        dtype = np.dtype(text)
+    except TypeError as exc:
+        raise ValueError(f"refusing NumPy dtype {text!r} ({exc})") from exc
+    if not _plain_dtype(dtype):  # never an object dtype: those would need a pickle
+        raise ValueError(f"refusing NumPy dtype {text!r}")
+    return dtype
+
+
+def _decode(doc: Any, room: int = _MAX_NESTING) -> Any:
+    """The value :func:`_encode` made ``doc`` from.
+
+    Accepts exactly what :func:`_encode` writes, so a crafted document cannot
+    recurse deeply, allocate more than its own size, or reach a pickle. Loops
+    rather than comprehensions keep it at one stack frame per nesting level.
+
+    Args:
+        doc: a JSON document as :func:`json.loads` returns it.
+        room: how many more JSON containers may nest here, as in :func:`_encode`.
+
+    Returns:
+        The value.
+
+    Raises:
+        ValueError: ``doc`` is not something :func:`_encode` returns (unknown or
+            misused tag, wrong shape or type, nested too deeply).
+    """
+    t = type(doc)
+    if doc is None or t is bool or t is int or t is str:
         return doc
-    if len(doc) != 1:
-        raise ValueError(f"not a tagged value: {sorted(doc)}")
+    if t is float:
+        if not math.isfinite(doc):  # the encoder tags these ({"f": "nan"})
+            raise ValueError(f"untagged non-finite float {doc!r}")
+        return doc
+    _room(room, 1)
+    out: list[Any] = []
+    if t is list:
+        for v in doc:
+            out.append(_decode(v, room - 1))
+        return out
+    if t is not dict or len(doc) != 1:
+        raise ValueError(f"expected a value or a one-key tagged object, got {_shown(doc)}")
     ((tag, body),) = doc.items()
     if tag == "f":
         if body not in ("nan", "inf", "-inf"):
-            raise ValueError(f"bad float {body!r}")
+            raise ValueError(f"bad float {_shown(body)}")
         return float(body)
-    if tag == "t":
-        return tuple(_decode(v) for v in body)
-    if tag == "m":
-        return {k: _decode(v) for k, v in body.items()}
-    if tag == "d":
-        return {_decode(k): _decode(v) for k, v in body}
-    if tag == "set":
-        return {_decode(v) for v in body}
-    if tag == "fset":
-        return frozenset(_decode(v) for v in body)
     if tag == "b":
-        return base64.b64decode(body)
+        return _unb64(body)
+    if tag not in ("t", "set", "fset", "m", "d", "c", "nd", "ns"):
+        raise ValueError(f"unknown tag {_shown(tag)}")
+    _room(room, 2)
+    if tag == "m":
+        if type(body) is not dict:
+            raise ValueError(f"the body of tag 'm' must be an object, got {_shown(body)}")
+        mapping: dict[str, Any] = {}
+        for k, v in body.items():
+            mapping[k] = _decode(v, room - 2)
+        return mapping
+    if tag in ("t", "set", "fset"):
+        for v in _body(f"the body of tag {tag!r}", body):
+            out.append(_decode(v, room - 2))
+        if tag == "t":
+            return tuple(out)
+        try:
+            return set(out) if tag == "set" else frozenset(out)
+        except TypeError as exc:  # an element that can never be in a set, such as a list
+            raise ValueError(f"a {tag} holds an unhashable element ({exc})") from exc
+    if tag == "d":
+        _room(room, 3)
+        result: dict[Any, Any] = {}
+        for pair in _body("the body of tag 'd'", body):
+            k, v = _body("a key-value pair of tag 'd'", pair, 2)
+            try:
+                result[_decode(k, room - 3)] = _decode(v, room - 3)
+            except TypeError as exc:
+                raise ValueError(f"a dict key is unhashable ({exc})") from exc
+        return result
     if tag == "c":
-        return complex(_decode(body[0]), _decode(body[1]))
-    if tag in ("nd", "ns"):
-        import numpy as np
+        for part in _body("the body of tag 'c'", body, 2):
+            out.append(_decode(part, room - 2))
+        if type(out[0]) is not float or type(out[1]) is not float:
+            raise ValueError(f"a complex number needs two floats, got {_shown(body)}")
+        return complex(out[0], out[1])
+    import numpy as np
 
-        dtype = np.dtype(body[0])
-        if dtype.kind not in _NUMPY_KINDS or dtype.fields is not None:
-            raise ValueError(f"refusing NumPy dtype {body[0]!r}")
-        if tag == "nd":
-            shape = tuple(int(n) for n in body[1])
-            return np.frombuffer(base64.b64decode(body[2]), dtype=dtype).reshape(shape).copy()
-        return np.frombuffer(base64.b64decode(body[1]), dtype=dtype)[0]
-    raise ValueError(f"unknown tag {tag!r}")
+    if tag == "ns":
+        text, data = _body("the body of tag 'ns'", body, 2)
+        dtype = _numpy_dtype(text)
+        raw = _unb64(data)
+        if len(raw) != dtype.itemsize:
+            raise ValueError(f"a NumPy {dtype} scalar needs {dtype.itemsize} bytes, got {len(raw)}")
+        return np.frombuffer(raw, dtype=dtype)[0]
+    _room(room, 3)
+    text, shape, data = _body("the body of tag 'nd'", body, 3)
+    dtype = _numpy_dtype(text)
+    dims = _body("a NumPy shape", shape)
+    if len(dims) > 64 or any(type(n) is not int or not 0 <= n <= _MAX_POSITION for n in dims):
+        raise ValueError(f"a NumPy shape is up to 64 integers from 0 to 2**63-1, got {_shown(shape)}")
+    raw = _unb64(data)
+    if len(raw) != math.prod(dims) * dtype.itemsize:  # exact ints: no overflow, nothing allocated
+        raise ValueError(f"{len(raw)} bytes do not make a NumPy {dtype} array of shape {tuple(dims)}")
+    return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
 
 
 def _encode_result(value: Any, position: int) -> tuple[str, Any]:
@@ -254,11 +414,26 @@ def _encode_result(value: Any, position: int) -> tuple[str, Any]:
 
 
 class _Entry(NamedTuple):
-    """One finished task as stored: input hash, result kind (j/p/-) and payload."""
+    """One finished task as stored: input hash, result kind and payload, and where it was read.
+
+    ``kind`` is ``"j"`` (tagged JSON), ``"p"`` (base64 pickle) or ``"-"`` (no
+    result kept) as written; a resumed run turns ``"j"`` into ``"v"`` (decoded
+    value) and a ``"p"`` payload into its bytes once it has checked them.
+    """
 
     hash: str
     kind: str
     payload: Any
+    source: str  # the file and record, for messages
+
+
+def _damaged(source: str, folder: Path, what: str) -> CheckpointError:
+    """The error for a journal file or record that parallelize did not write this way."""
+    return CheckpointError(
+        f"checkpoint journal {source} is damaged: {what}. parallelize never writes that, so the file was "
+        f"changed or corrupted; nothing in it was used or run. Delete the folder {str(folder)!r} to start "
+        "over, or remove just that file to recompute only its tasks"
+    )
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -281,38 +456,102 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[n:]
 
 
+def _frame(payload: bytes) -> bytes:
+    """One journal record: magic tag, length and CRC-32 of ``payload``, then ``payload``."""
+    return _RECORD_HEADER.pack(_RECORD_MAGIC, len(payload), zlib.crc32(payload)) + payload
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON (the writer never writes it)")
+
+
+def _parse_record(payload: bytes, source: str, folder: Path) -> list[tuple[int, _Entry]]:
+    """The ``(position, entry)`` rows of one whole record whose checksum is right.
+
+    Checks everything but the stored results themselves, which
+    :class:`ResumeRun` decodes when it opens the folder.
+
+    Raises:
+        CheckpointError: the record is not what :meth:`_JournalWriter.append` writes.
+    """
+    try:
+        doc = json.loads(payload.decode("utf-8"), parse_constant=_no_constant)
+    except UnicodeDecodeError as exc:
+        raise _damaged(source, folder, f"the record is not UTF-8 text ({exc})") from None
+    except RecursionError:  # json's own limit; far beyond anything the writer nests
+        raise _damaged(source, folder, "the record's JSON is nested too deeply to read") from None
+    except ValueError as exc:
+        raise _damaged(source, folder, f"the record is not valid JSON ({exc})") from None
+    if type(doc) is not dict or list(doc) != ["tasks"]:
+        raise _damaged(source, folder, f'expected {{"tasks": [...]}}, got {_shown(doc)}')
+    tasks = doc["tasks"]
+    if type(tasks) is not list or not tasks:
+        raise _damaged(source, folder, f'"tasks" must be a non-empty array, got {_shown(tasks)}')
+    rows: list[tuple[int, _Entry]] = []
+    for i, row in enumerate(tasks):
+        what = f"task {i} of the record"
+        if type(row) is not list or len(row) != 4:
+            raise _damaged(source, folder, f"{what} is not [position, hash, kind, result]: {_shown(row)}")
+        pos, h, kind, stored = row
+        if type(pos) is not int or not 0 <= pos <= _MAX_POSITION:
+            raise _damaged(source, folder, f"{what} has position {_shown(pos)}, not an integer from 0 to 2**63-1")
+        if type(h) is not str or _HASH_RE.fullmatch(h) is None:
+            raise _damaged(source, folder, f"{what} has input hash {_shown(h)}, not an input hash (32 hex digits)")
+        if type(kind) is not str or kind not in _KINDS:
+            raise _damaged(source, folder, f"{what} has kind {_shown(kind)}, not one of {sorted(_KINDS)}")
+        if kind == "-" and stored is not None:
+            raise _damaged(source, folder, f"{what} keeps no result (kind '-') but holds {_shown(stored)}")
+        if kind == "p" and type(stored) is not str:
+            raise _damaged(source, folder, f"{what} is a pickle (kind 'p') but holds {_shown(stored)}")
+        rows.append((pos, _Entry(h, kind, stored, source)))
+    return rows
+
+
 def _read_segment(path: Path, entries: dict[int, _Entry]) -> int:
-    """Add the records of one journal file to ``entries``; return records ignored (0 or 1)."""
+    """Add the records of one journal file to ``entries``; return records ignored (0 or 1).
+
+    A crash can only leave the end of a file unfinished: a file header cut short
+    (or zeros, after a power cut), then records followed by a cut, zero-filled or
+    garbled last one. That end is ignored and its tasks run again. A record that
+    is whole, with the right checksum, but holds anything the writer never writes
+    is not a crash: it raises.
+
+    Raises:
+        CheckpointError: the file or one of its whole records is not what parallelize wrote.
+    """
+    folder = path.parent
     try:
         data = path.read_bytes()
     except FileNotFoundError:  # removed while we listed the folder
         return 0
+    except IsADirectoryError:
+        raise _damaged(repr(str(path)), folder, "it is a folder, not a journal file") from None
     if not data.startswith(_SEGMENT_MAGIC):
-        return 1 if data else 0
+        if _SEGMENT_MAGIC.startswith(data) or not data.strip(b"\0"):
+            return 1 if data else 0  # created, then its header was cut short by a crash
+        raise _damaged(repr(str(path)), folder, f"it starts with {data[:8]!r}, not {_SEGMENT_MAGIC!r}")
     offset = len(_SEGMENT_MAGIC)
     size = _RECORD_HEADER.size
+    record = 0
     while offset < len(data):
+        record += 1
         if len(data) - offset < size:
             return 1
         magic, length, crc = _RECORD_HEADER.unpack_from(data, offset)
+        source = f"{str(path)!r}, record {record} at byte {offset}"
+        if magic != _RECORD_MAGIC:
+            # Zeros or garbage where a record should start (what a power cut leaves
+            # at the end of a file): nothing after it can be framed, it is ignored.
+            return 1
+        if length > _MAX_RECORD:
+            raise _damaged(source, folder, f"its header claims {length} bytes, more than any record ({_MAX_RECORD})")
         start = offset + size
         payload = data[start : start + length]
-        if magic != _RECORD_MAGIC or len(payload) != length or zlib.crc32(payload) != crc:
+        if len(payload) != length or zlib.crc32(payload) != crc:
             # A torn or damaged record: it and anything after it in this file are
             # not trusted; those tasks run again.
             return 1
-        try:
-            tasks = json.loads(payload)["tasks"]
-            checked = [
-                (pos, _Entry(h, kind, doc))
-                for pos, h, kind, doc in tasks
-                if type(pos) is int and type(h) is str and kind in _KINDS
-            ]
-        except (ValueError, KeyError, TypeError):
-            return 1
-        if len(checked) != len(tasks):
-            return 1
-        entries.update(checked)  # a later record wins
+        entries.update(_parse_record(payload, source, folder))  # a later record wins
         offset = start + length
     return 0
 
@@ -330,7 +569,7 @@ class _JournalWriter:
         manifest = self.folder / MANIFEST
         if not manifest.exists():
             tmp = self.folder / f".{MANIFEST}.{uuid.uuid4().hex}.tmp"
-            doc = {"format": FORMAT, "version": VERSION, "call": self.call, "hash": "sha256-params-v1"}
+            doc = {"format": FORMAT, "version": VERSION, "call": self.call, "hash": _HASH_SCHEME}
             with open(tmp, "w", encoding="utf-8") as f:
                 json.dump(doc, f)
                 f.flush()
@@ -348,7 +587,7 @@ class _JournalWriter:
         if self._fd is None:
             self._fd = self._open()
         payload = json.dumps({"tasks": tasks}, separators=(",", ":"), allow_nan=False).encode("utf-8")
-        _write_all(self._fd, _RECORD_HEADER.pack(_RECORD_MAGIC, len(payload), zlib.crc32(payload)) + payload)
+        _write_all(self._fd, _frame(payload))
         os.fsync(self._fd)
 
     def close(self) -> None:
@@ -374,7 +613,7 @@ class Checkpoint:
         allow_pickle: load results that had to be pickled (anything but plain
             data). Loading a pickle can run code, so only allow it for folders you
             wrote yourself. Default False: such a folder raises
-            :class:`~parallelize.errors.ConfigError` when opened.
+            :class:`~parallelize.errors.CheckpointError` when opened.
 
     Raises:
         ConfigError: ``folder`` is not a path.
@@ -404,28 +643,51 @@ class Checkpoint:
         if not self.folder.is_dir():
             raise ConfigError(f"checkpoint folder {str(self.folder)!r} is a file; give a folder path")
         if not path.exists():
-            ours = {p.name for p in self.folder.glob(_SEGMENT_GLOB)}
+            ours = sorted(p.name for p in self.folder.glob(_SEGMENT_GLOB))
             others = [p.name for p in self.folder.iterdir() if p.name not in ours and not p.name.startswith(".")]
             if others:
                 raise ConfigError(
                     f"folder {str(self.folder)!r} is not a parallelize checkpoint (no {MANIFEST}) and is not "
                     f"empty (it holds {sorted(others)[:5]}); give a new or empty folder"
                 )
+            if ours:  # the writer puts the manifest in place before any journal file
+                raise self._bad_manifest(path, f"it is missing, but the folder holds journal files {ours[:3]}")
             return None
         try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except ValueError as exc:
-            raise ConfigError(f"{str(path)!r} is damaged ({exc}); delete the folder to start over") from exc
-        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-            raise ConfigError(f"{str(path)!r} is not a parallelize checkpoint manifest")
+            doc = json.loads(path.read_bytes().decode("utf-8"), parse_constant=_no_constant)
+        except IsADirectoryError:
+            raise self._bad_manifest(path, "it is a folder, not a file") from None
+        except RecursionError:
+            raise self._bad_manifest(path, "its JSON is nested too deeply to read") from None
+        except ValueError as exc:  # UnicodeDecodeError and json's errors included
+            raise self._bad_manifest(path, f"it is not valid JSON text ({exc})") from None
+        if type(doc) is not dict or doc.get("format") != FORMAT:
+            raise self._bad_manifest(path, f"it is not a parallelize checkpoint manifest ({_shown(doc)})")
         if doc.get("version") != VERSION:
-            raise ConfigError(
-                f"checkpoint {str(self.folder)!r} has format version {doc.get('version')!r}; this "
-                f"version of parallelize reads version {VERSION}. Use a new folder"
+            raise CheckpointError(
+                f"checkpoint {str(self.folder)!r} has format version {_shown(doc.get('version'))}; this "
+                f"version of parallelize reads version {VERSION}. Open it with the version that wrote it, "
+                "or delete the folder to start over"
+            )
+        expected = {"format": FORMAT, "version": VERSION, "call": None, "hash": _HASH_SCHEME}
+        if sorted(doc) != sorted(expected) or doc["hash"] != _HASH_SCHEME or doc["call"] not in _CALLS:
+            raise self._bad_manifest(
+                path, f"expected the keys {sorted(expected)} with call one of {list(_CALLS)}, got {_shown(doc)}"
             )
         return doc
 
+    def _bad_manifest(self, path: Path, what: str) -> CheckpointError:
+        return CheckpointError(
+            f"checkpoint manifest {str(path)!r} is damaged: {what}. parallelize never writes that, so the "
+            f"file was changed or corrupted. Delete the folder {str(self.folder)!r} to start over"
+        )
+
     def _load(self) -> tuple[dict[str, Any] | None, dict[int, _Entry], int]:
+        """The manifest, the recorded entries by position, and how many torn records were ignored.
+
+        Raises:
+            CheckpointError: a file of the folder is damaged or crafted.
+        """
         manifest = self._manifest()
         entries: dict[int, _Entry] = {}
         ignored = 0
@@ -438,7 +700,11 @@ class Checkpoint:
         """Positions of the input whose task is recorded as finished.
 
         Read-only and safe while a run is writing (a record being written is
-        simply not counted yet).
+        simply not counted yet). Checks the files' framing and records but does
+        not decode the stored results; a resumed run does.
+
+        Raises:
+            CheckpointError: a file of the folder is damaged or crafted.
         """
         return frozenset(self._load()[1])
 
@@ -452,6 +718,7 @@ class Checkpoint:
             True if a rerun would compute nothing.
 
         Raises:
+            CheckpointError: a file of the folder is damaged or crafted.
             ResumeMismatchError: some recorded positions hold other inputs.
         """
         _, entries, _ = self._load()
@@ -569,7 +836,9 @@ class ResumeRun:
             the batch is not recorded.
 
     Raises:
-        ConfigError: a bad folder, or pickled results without ``allow_pickle``.
+        ConfigError: a bad folder or option.
+        CheckpointError: a file of the folder is damaged or crafted, or it holds
+            pickled results and ``allow_pickle`` is False.
         ResumeMismatchError: a sized input differs from the recorded inputs.
     """
 
@@ -610,14 +879,15 @@ class ResumeRun:
                 f"{manifest.get('call')!r}; this run uses {call!r} (map: 'arg', starmap: 'star', "
                 "parameter spaces: 'kwargs'). Use a new folder"
             )
-        if not self.checkpoint.allow_pickle:
-            pickled = sum(1 for e in self._entries.values() if e.kind == "p")
-            if pickled:
-                raise ConfigError(
-                    f"checkpoint {str(folder)!r} holds {pickled} pickled result(s); loading a pickle can run "
-                    "arbitrary code, so it is refused by default. If you wrote this folder yourself, pass "
-                    "checkpoint=Checkpoint(folder, allow_pickle=True)"
-                )
+        pickled = [e for e in self._entries.values() if e.kind == "p"]
+        if pickled and not self.checkpoint.allow_pickle:
+            raise CheckpointError(
+                f"checkpoint {str(folder)!r} holds {len(pickled)} pickled result(s) (the first in journal "
+                f"{pickled[0].source}); loading a pickle can run arbitrary code, so it is refused by default. "
+                "If you wrote this folder yourself, pass checkpoint=Checkpoint(folder, allow_pickle=True); "
+                "otherwise delete the folder to start over"
+            )
+        self._check_stored()
         self._verified = False
         self.missing: int | None = None
         self._prescan()
@@ -676,7 +946,7 @@ class ResumeRun:
         )
 
     def _stored_slot(self, pos: int, item: Any, entry: _Entry) -> _Slot:
-        return _Slot(pos, item, entry)  # decoded when handed out
+        return _Slot(pos, item, entry)  # unpickled (if a pickle) when handed out
 
     def _decoded(self, slots: list[_Slot]) -> list[_Slot]:
         for s in slots:
@@ -684,17 +954,45 @@ class ResumeRun:
                 s.value = self._value(s.pos, s.value)
         return slots
 
-    def _value(self, pos: int, entry: _Entry) -> Any:
-        try:
+    def _check_stored(self) -> None:
+        """Decode every stored JSON result (and a pickle's base64) now, before anything runs.
+
+        A damaged or crafted result raises here rather than after work was done;
+        decoded values replace their JSON, so they are not held twice.
+        """
+        for pos, entry in self._entries.items():
             if entry.kind == "j":
-                return _decode(entry.payload)
-            if entry.kind == "p":
-                return pickle.loads(base64.b64decode(entry.payload))
+                self._entries[pos] = entry._replace(kind="v", payload=self._value(pos, entry))
+            elif entry.kind == "p" and type(entry.payload) is str:
+                try:
+                    self._entries[pos] = entry._replace(payload=_unb64(entry.payload))
+                except ValueError as exc:
+                    raise self._damaged_result(pos, entry, exc) from None
+
+    def _damaged_result(self, pos: int, entry: _Entry, exc: BaseException) -> CheckpointError:
+        return _damaged(entry.source, self.checkpoint.folder, f"the stored result of task {pos} cannot be read ({exc})")
+
+    def _value(self, pos: int, entry: _Entry) -> Any:
+        if entry.kind == "v":
+            return entry.payload
+        if entry.kind == "-":
             return None
+        if entry.kind == "j":
+            try:
+                return _decode(entry.payload)
+            except Exception as exc:  # whatever a crafted document trips, it is damage
+                raise self._damaged_result(pos, entry, exc) from None
+        # Only pickles are left. __init__ refuses them without allow_pickle; checked
+        # again here, since this is the one line of the module that can run code.
+        if entry.kind != "p" or not self.checkpoint.allow_pickle or type(entry.payload) is not bytes:
+            raise self._damaged_result(pos, entry, ValueError(f"kind {entry.kind!r} may not be loaded"))
+        try:
+            return pickle.loads(entry.payload)
         except Exception as exc:
-            raise ConfigError(
-                f"the stored result of task {pos} in checkpoint {str(self.checkpoint.folder)!r} cannot be "
-                f"read ({type(exc).__name__}: {exc}); delete the folder to recompute everything"
+            raise CheckpointError(
+                f"the pickled result of task {pos} in checkpoint journal {entry.source} cannot be loaded "
+                f"({type(exc).__name__}: {exc}); delete the folder {str(self.checkpoint.folder)!r} to "
+                "recompute everything"
             ) from exc
 
     def _record(self, journal: _JournalWriter, result: BatchResult) -> list[_Slot]:
@@ -843,7 +1141,9 @@ def resume(
         :class:`~parallelize.execution.Execution` when ``background``.
 
     Raises:
-        ConfigError: a bad folder or option, or pickled results without ``allow_pickle``.
+        ConfigError: a bad folder or option.
+        CheckpointError: a file of the folder is damaged or crafted, or it holds
+            pickled results and ``allow_pickle`` is False.
         ResumeMismatchError: a list, range or space differs from the recorded inputs.
     """
     from .execution import Execution

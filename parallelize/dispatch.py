@@ -51,7 +51,7 @@ from .batching import (
     TARGET_BATCH_SECONDS,
     BatchSizer,
 )
-from .errors import PicklingError, TaskTimeoutError, WorkerCrashedError, WorkerInitError
+from .errors import PicklingError, TaskExitError, TaskLostError, TaskTimeoutError, WorkerCrashedError, WorkerInitError
 from .options import RunOptions
 from .space import Params
 from .statistics import StatisticsCollector
@@ -61,6 +61,11 @@ __all__ = ["TaskSpec", "dispatch", "raise_failure", "window_for"]
 
 # How often the engine wakes to check deadlines while tasks with a timeout run.
 DEADLINE_POLL_SECONDS = 0.05
+
+# Where the worker enforces the timeout itself (SIGALRM in a process worker),
+# the parent kills the task only this many seconds after its deadline: the
+# worker's own report of the timeout normally arrives first.
+KILL_GRACE_SECONDS = 1.0
 
 
 def window_for(max_workers: int) -> int:
@@ -99,29 +104,36 @@ def raise_failure(failure: TaskFailure) -> None:
     if failure.traceback and not isinstance(exc.__cause__, RemoteTraceback):
         exc.__cause__ = RemoteTraceback(failure.traceback)
     note = f"in parallelize task {failure.index} with arguments {failure.arguments}"
+    if not isinstance(exc, Exception):
+        # Raised as it is, sys.exit() in a task would end the caller's program
+        # and KeyboardInterrupt would pass for the user's Ctrl-C.
+        wrapped = TaskExitError(
+            f"task {failure.index} with arguments {failure.arguments} raised {failure.describe()}; "
+            "a task's SystemExit or KeyboardInterrupt is its own failure, not the end of this program "
+            "(on_error='collect' keeps going; the original is this error's .exception)",
+            exc,
+        )
+        raise wrapped from exc
     if hasattr(exc, "add_note") and note not in getattr(exc, "__notes__", ()):
         exc.add_note(note)
     raise exc
 
 
 def _is_crash(exc: BaseException) -> bool:
-    # Dask reports a task that keeps killing workers as KilledWorker; it is not
-    # a BrokenExecutor, so recognise it by name rather than importing dask here.
-    return isinstance(exc, BrokenExecutor) or type(exc).__name__ == "KilledWorker"
+    # Backends translate their engine's failures (see Backend); a thread pool's
+    # BrokenExecutor is the one standard type that means the same.
+    return isinstance(exc, BrokenExecutor)
 
 
 def _is_pickling(exc: BaseException) -> bool:
-    if isinstance(exc, (pickle.PicklingError, PicklingError)):
-        return True
-    text = f"{exc} {exc.__cause__}".lower()
-    return isinstance(exc, (AttributeError, TypeError, RuntimeError)) and "pickl" in text
+    return isinstance(exc, (pickle.PicklingError, PicklingError))
 
 
 def _batch_error(exc: BaseException, items: list[Any], first: int) -> BaseException:
     """Translate an error that lost a whole batch into one of ours."""
     span = f"tasks {first}..{first + len(items) - 1}" if len(items) > 1 else f"task {first}"
     args = f" with arguments {_short_repr(items[0])}" if len(items) == 1 else ""
-    if isinstance(exc, (WorkerCrashedError, PicklingError, TaskTimeoutError)):
+    if isinstance(exc, TaskTimeoutError) or getattr(exc, "_parallelize_named", False):
         return exc
     if _is_crash(exc):
         text = str(exc).strip() or type(exc).__name__
@@ -131,18 +143,15 @@ def _batch_error(exc: BaseException, items: list[Any], first: int) -> BaseExcept
             "memory use); retries=N reruns such a task on a fresh worker"
         )
     elif _is_pickling(exc):
-        cause_lines = [
-            line.strip() for line in str(exc.__cause__ or "").splitlines() if line.strip() not in ("", '"""')
-        ]
-        detail = f"{exc}" + (f" ({cause_lines[-1]})" if cause_lines else "")
         err = PicklingError(
-            f"could not send {span}{args} to or from a worker: {detail}. On the process backend the "
+            f"could not send {span}{args} to or from a worker: {exc}. On the process backend the "
             "function, its arguments and its results must be picklable (cloudpickle); the thread "
             "backend needs no pickling"
         )
     else:
         return exc
     err.__cause__ = exc
+    err._parallelize_named = True  # type: ignore[attr-defined]  # translate once only
     return err
 
 
@@ -344,14 +353,15 @@ class _Engine:
             return None
 
     def check_deadlines(self) -> list[BatchResult]:
-        """Fail batches whose task outlived the timeout; returns their results."""
+        """Fail batches whose task outlived the timeout; returns their results.
+
+        The clock of a batch starts when its worker really starts it (the
+        backend marks its future running then), never while it waits in a queue.
+        """
         timeout = self.options.timeout
         assert timeout is not None
         now = time.monotonic()
-        # Process workers interrupt their own task at `timeout`; the parent only
-        # steps in when that failed (native code ignoring signals). The slack
-        # covers a batch marked running while still queued behind another.
-        limit = timeout if not self.backend.can_kill else 2 * timeout + 1.0
+        limit = timeout + KILL_GRACE_SECONDS if self.backend.can_kill else timeout
         expired: list[_Slot] = []
         for slot in self.active:
             fut = slot.future
@@ -362,24 +372,18 @@ class _Engine:
                 continue
             if not fut.done() and now - slot.started > limit:
                 expired.append(slot)
-        if not expired:
-            return []
         out = []
-        killed = False
-        others = [slot for slot in self.active if slot not in expired]
-        if self.backend.can_kill:
-            # Workers cannot be killed one by one through the executor: kill all,
-            # and rerun every other batch that was running, at no cost to it.
-            self.backend.kill_workers()
-            killed = True
         for slot in expired:
             self.active.discard(slot)
-            if not killed and slot.future is not None:
-                self.backend.abandon(slot.future)
+            future, slot.future = slot.future, None
+            assert future is not None
+            killed = self.backend.kill(future)
+            if not killed:
+                self.backend.abandon(future)
             how = (
-                "its worker was killed and replaced"
+                "its worker was killed and replaced; the other tasks were not touched"
                 if killed
-                else ("the thread running it cannot be killed and was abandoned; it runs on in the background")
+                else "the thread running it cannot be killed and was abandoned; it runs on in the background"
             )
             exc = TaskTimeoutError(
                 f"task {slot.first} with arguments {_short_repr(self.inputs(slot)[0])} ran longer than "
@@ -390,13 +394,6 @@ class _Engine:
                 self.submit(slot)
                 continue
             out.append(_failed_batch(exc, self.inputs(slot), slot.first, attempts=slot.timeouts))
-        if killed:
-            for slot in others:
-                fut = slot.future
-                if fut is not None and fut.done() and not fut.cancelled() and fut.exception() is None:
-                    continue  # finished before the kill; its result is on the queue
-                self.active.discard(slot)
-                self.submit(slot)
         return out
 
     # -- completion --------------------------------------------------------------------
@@ -415,7 +412,12 @@ class _Engine:
         except CancelledError as exc:
             # Cancelled from outside (a cluster shutting down): report, never stall.
             return _failed_batch(exc, self.inputs(slot), slot.first)
-        except Exception as exc:
+        except TaskLostError:
+            # Killed on purpose by someone else on this runner (another map's
+            # interrupt): not this batch's doing, so run it again.
+            self.submit(slot)
+            return None
+        except BaseException as exc:  # noqa: BLE001 - backends deliver every failure as an exception
             return self.lost(slot, exc)
         result.items = self.inputs(slot)
         return result

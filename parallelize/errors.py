@@ -8,11 +8,14 @@ so callers can catch either::
     ├── BackendUnavailableError (ImportError) optional engine not installed
     ├── TaskTimeoutError (TimeoutError)       a task ran longer than ``timeout``
     ├── WorkerCrashedError (BrokenExecutor)   a worker died mid-task
+    │   └── TaskLostError                     its worker was stopped on purpose: rerun, not the task's fault
     ├── PicklingError (TypeError)             an argument or result cannot be pickled
     ├── ResumeMismatchError (ValueError)      a checkpoint holds results for other inputs
     ├── CheckpointError (ConfigError)         a checkpoint's files are damaged or crafted
     ├── RunnerClosedError (RuntimeError)      the runner was shut down by its owner
     ├── WorkerInitError (RuntimeError)        the runner's initializer raised in a worker
+    ├── TaskExitError (RuntimeError)          a task raised SystemExit, KeyboardInterrupt or another
+    │                                         BaseException; the original is its ``exception``
     └── SchedulerUnreachableError (OSError)   a cluster scheduler did not answer
 
 An exception raised by the user's own function is *not* wrapped: it reaches the
@@ -31,12 +34,14 @@ __all__ = [
     "BackendUnavailableError",
     "TaskTimeoutError",
     "WorkerCrashedError",
+    "TaskLostError",
     "PicklingError",
     "ResumeMismatchError",
     "CheckpointError",
     "RunnerClosedError",
     "SchedulerUnreachableError",
     "WorkerInitError",
+    "TaskExitError",
     "check_choice",
 ]
 
@@ -64,6 +69,14 @@ class WorkerCrashedError(ParallelizeError, BrokenExecutor):
     """The worker process running a task died (signal, ``os._exit``, out of memory)."""
 
 
+class TaskLostError(WorkerCrashedError):
+    """The task's worker was stopped on purpose (another task's timeout, an interrupt).
+
+    A backend sets it on the futures of tasks that were not at fault; the engine
+    runs such a task again instead of counting a crash against it.
+    """
+
+
 class PicklingError(ParallelizeError, TypeError):
     """An argument or a result could not be serialised between processes."""
 
@@ -87,6 +100,21 @@ class RunnerClosedError(ParallelizeError, RuntimeError):
     after shutdown``; not a bad argument (:class:`ConfigError`) and not a pool
     broken from outside (:class:`WorkerCrashedError`).
     """
+
+
+class TaskExitError(ParallelizeError, RuntimeError):
+    """A task raised a ``BaseException`` that is not an ``Exception``.
+
+    ``sys.exit()`` or ``raise KeyboardInterrupt`` inside a task is that task's
+    failure, never the end of the calling program: under ``on_error="collect"``
+    the :class:`~parallelize.TaskFailure` holds the original exception; where an
+    error is raised in the caller, it is this one, with the original as
+    ``__cause__`` and as :attr:`exception`.
+    """
+
+    def __init__(self, message: str, exception: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.exception = exception
 
 
 class SchedulerUnreachableError(ParallelizeError, OSError):

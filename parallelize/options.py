@@ -7,6 +7,7 @@ record with :meth:`RunOptions.replace`, validated again. Nothing mutates options
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,22 @@ __all__ = ["ON_ERROR", "RunOptions", "default_workers"]
 
 #: What a failed task does to the run (see README, "Failures").
 ON_ERROR = ("raise", "collect", "skip")
+
+#: The longest timeout, in seconds, that every timer involved can hold: the
+#: interval timer that interrupts a task in a process worker takes at most a
+#: 32-bit count of seconds on some platforms (about 68 years).
+MAX_TIMEOUT_SECONDS = 2**31 - 1
+
+
+def _seconds(name: str, value: Any, *, allow_zero: bool, meaning: str) -> float:
+    """``value`` as a finite number of seconds, or a ConfigError naming it."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{name} must be a number of seconds {meaning}, got {value!r}")
+    if math.isnan(value) or math.isinf(value):
+        raise ConfigError(f"{name} must be a finite number of seconds {meaning}, got {value!r}")
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError(f"{name} must be a number of seconds {meaning}, got {value!r}")
+    return float(value)
 
 
 def default_workers() -> int:
@@ -61,9 +78,15 @@ class RunOptions:
         from .backends import available_backends
 
         check_choice("backend", self.backend, available_backends())
+        if isinstance(self.timeout, float) and self.timeout == math.inf:
+            object.__setattr__(self, "timeout", None)  # infinity: no limit, as None
         if self.timeout is not None:
-            if isinstance(self.timeout, bool) or not isinstance(self.timeout, (int, float)) or not self.timeout > 0:
-                raise ConfigError(f"timeout must be a number of seconds > 0 or None, got {self.timeout!r}")
+            _seconds("timeout", self.timeout, allow_zero=False, meaning="> 0, or None (or math.inf) for no limit")
+            if self.timeout > MAX_TIMEOUT_SECONDS:
+                raise ConfigError(
+                    f"timeout={self.timeout!r} s is longer than the timers can hold ({MAX_TIMEOUT_SECONDS} s); "
+                    "use None (or math.inf) for no limit"
+                )
         check_choice("on_error policy", self.on_error, ON_ERROR)
         if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
             raise ConfigError(f"retries must be an integer >= 0, got {self.retries!r}")
@@ -75,8 +98,7 @@ class RunOptions:
             isinstance(t, type) and issubclass(t, BaseException) for t in retry_on
         ):
             raise ConfigError(f"retry_on must be an exception class or a tuple of them, got {self.retry_on!r}")
-        if isinstance(self.backoff, bool) or not isinstance(self.backoff, (int, float)) or self.backoff < 0:
-            raise ConfigError(f"backoff must be a number of seconds >= 0, got {self.backoff!r}")
+        _seconds("backoff", self.backoff, allow_zero=True, meaning=">= 0")
         if not isinstance(self.progress, bool):
             raise ConfigError(f"progress must be True or False, got {self.progress!r}")
         if self.chunksize is not None and (

@@ -20,7 +20,7 @@ from .backends import make_backend
 from .backends.base import Backend
 from .dataframe import FrameLayout
 from .dispatch import TaskSpec, _batch_error, dispatch, raise_failure
-from .errors import ConfigError
+from .errors import ConfigError, RunnerClosedError
 from .execution import Execution
 from .options import RunOptions, default_workers
 from .progress import make_progress
@@ -131,6 +131,7 @@ class Parallelize:
             if suggested and suggested != self.options.max_workers:
                 self.options = self.options.replace(max_workers=suggested)
                 self._backend.max_workers = suggested
+        self._check_timeout(self.options)
         self._last_execution: Execution | None = None
         self._last_collector: StatisticsCollector | None = None
         self._submit_collector = StatisticsCollector()
@@ -162,11 +163,20 @@ class Parallelize:
                 raise ConfigError(f"{fixed} is fixed when the runner is created; make another Parallelize to change it")
         if "retry_on" in overrides and isinstance(overrides["retry_on"], type):
             overrides["retry_on"] = (overrides["retry_on"],)
-        return self.options.replace(**overrides)
+        return self._check_timeout(self.options.replace(**overrides))
+
+    def _check_timeout(self, options: RunOptions) -> RunOptions:
+        if options.timeout is not None and not self._backend.can_time_out:
+            raise ConfigError(
+                f"timeout={options.timeout} cannot be enforced on the {options.backend!r} backend here "
+                "(the serial backend interrupts a task with SIGALRM, which only the main thread receives); "
+                "create the runner in the main thread, or use backend='thread' or 'process'"
+            )
+        return options
 
     def _check_open(self) -> None:
         if self._closed:
-            raise ConfigError("this runner was shut down; create a new Parallelize to run more work")
+            raise RunnerClosedError("this runner was shut down; create a new Parallelize to run more work")
 
     def _start(
         self,
@@ -391,9 +401,13 @@ class Parallelize:
         collector.submitted(1)
         try:
             inner = self._backend.submit(run_batch, batch)
+        except RunnerClosedError:
+            raise
         except Exception as exc:
             collector.finished(0, 1, (), "")
-            raise _batch_error(exc, [args], 0) from exc
+            failed: Future[Any] = Future()
+            failed.set_exception(_batch_error(exc, [args], 0))
+            return failed
         outer = _LinkedFuture(inner)
 
         def _done(f: Future[BatchResult]) -> None:
@@ -431,7 +445,7 @@ class Parallelize:
     # -- lifetime ----------------------------------------------------------------------
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """Release the workers. Further calls raise :class:`~parallelize.errors.ConfigError`.
+        """Release the workers. Further calls raise :class:`~parallelize.errors.RunnerClosedError`.
 
         Args:
             wait: wait for running tasks to finish.

@@ -55,6 +55,25 @@ CALL_MODES = ("arg", "star", "kwargs", "keyed")
 _MAX_ARG_REPR = 300
 
 
+class _Interrupt:
+    """Tells a real Ctrl-C from a ``KeyboardInterrupt`` that a task raised itself.
+
+    Tasks run in worker threads and processes that never receive SIGINT, so
+    there every ``KeyboardInterrupt`` is the task's own and is its failure. Only
+    where a task runs in the caller's main thread (the serial backend) can the
+    user's Ctrl-C land inside it; that backend installs a SIGINT handler that
+    sets :attr:`pending` before raising, and the interrupt goes on up.
+    """
+
+    pending = False
+
+
+def reraise_interrupt(exc: BaseException) -> None:
+    """Raise ``exc`` again if it is the user's own Ctrl-C (see :class:`_Interrupt`)."""
+    if _Interrupt.pending and isinstance(exc, KeyboardInterrupt):
+        raise exc
+
+
 class RemoteTraceback(Exception):
     """Carries a worker's formatted traceback as the ``__cause__`` of an error."""
 
@@ -230,7 +249,8 @@ class WorkerSetup:
         if self.initializer is not None:
             try:
                 init_values = self.initializer(self.shared_data)
-            except Exception as exc:
+            except BaseException as exc:  # noqa: BLE001 - sys.exit() in an initializer is its failure too
+                reraise_interrupt(exc)
                 # Raising here would break the whole pool (thread pools and
                 # loky both give up on a failed initializer, and a crash would
                 # be retried worker after worker). Keep the error for this
@@ -551,7 +571,8 @@ def _fast_loop(
                 record(t1 - t0)
                 t0 = t1
                 pos += 1
-    except Exception as exc:
+    except BaseException as exc:  # noqa: BLE001 - any exception a task raises is its failure
+        reraise_interrupt(exc)
         return pos, (exc, traceback.format_exc(), clock() - t0)
     return pos, None
 
@@ -592,7 +613,8 @@ def _grouped_loop(
         out: list[Any] = []
         try:
             out.extend(map(run, chunk))
-        except Exception as exc:
+        except BaseException as exc:  # noqa: BLE001 - any exception a task raises is its failure
+            reraise_interrupt(exc)
             # `out` holds the tasks before the failing one: keep them.
             k = len(out)
             dt = clock() - t0
@@ -648,9 +670,10 @@ def _one_task(
                     value = func(*item, **fixed)
                 if timed:
                     alarm.disarm()
-            except Exception as caught:
+            except BaseException as caught:  # noqa: BLE001 - any exception a task raises is its failure
                 if timed:
                     alarm.disarm()
+                reraise_interrupt(caught)
                 exc, tb, elapsed = caught, traceback.format_exc(), clock() - t0
             else:
                 durations.append(clock() - t0)

@@ -25,10 +25,10 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from parallelize import (
-    ConfigError,
     ModelEvaluator,
     Parallelize,
     ParamSpace,
+    RunnerClosedError,
     TaskFailure,
     worker_context,
 )
@@ -431,13 +431,16 @@ def test_serial_worker_context_does_not_leak_into_the_caller() -> None:
 def test_context_manager_shuts_down(make_runner: Callable[..., Parallelize]) -> None:
     with make_runner() as runner:
         assert list(runner.map(square, range(3))) == [0, 1, 4]
-    with pytest.raises(ConfigError, match="shut down"):
+    # Closed by its owner: a RuntimeError of ours, not a bad argument.
+    with pytest.raises(RunnerClosedError, match="shut down"):
         runner.submit(square, 2)
-    with pytest.raises(ConfigError, match="shut down"):
+    with pytest.raises(RuntimeError, match="shut down"):
         runner.map(square, [1])
 
 
-def test_progress_bar_shows_the_total(make_runner: Callable[..., Parallelize], capsys: pytest.CaptureFixture[str]) -> None:
+def test_progress_bar_shows_the_total(
+    make_runner: Callable[..., Parallelize], capsys: pytest.CaptureFixture[str]
+) -> None:
     runner = make_runner(progress=True)
     assert list(runner.map(square, range(23))) == [x * x for x in range(23)]
     err = capsys.readouterr().err

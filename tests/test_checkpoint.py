@@ -9,9 +9,11 @@ task itself.
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -24,9 +26,12 @@ from typing import Any, Callable
 import numpy as np
 import psutil
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from parallelize import (
     Checkpoint,
+    CheckpointError,
     ConfigError,
     ModelEvaluator,
     Parallelize,
@@ -35,7 +40,15 @@ from parallelize import (
     TaskFailure,
     parallel,
 )
-from parallelize.checkpoint import STORED_WORKER, input_hash
+from parallelize.checkpoint import (
+    _RECORD_HEADER,
+    _RECORD_MAGIC,
+    _SEGMENT_MAGIC,
+    MANIFEST,
+    STORED_WORKER,
+    _frame,
+    input_hash,
+)
 
 # Longest a test waits for a subprocess or a journal to reach a state: a guard
 # against hanging, never a speed requirement.
@@ -77,7 +90,9 @@ def journals(folder: Path) -> list[Path]:
 # -- resume in one process, every backend ----------------------------------------
 
 
-def test_rerun_computes_only_what_is_missing_and_keeps_order(make_runner: Callable[..., Parallelize], tmp_path: Path) -> None:
+def test_rerun_computes_only_what_is_missing_and_keeps_order(
+    make_runner: Callable[..., Parallelize], tmp_path: Path
+) -> None:
     log = tmp_path / "calls.log"
     folder = tmp_path / "ck"
     runner = make_runner(2, chunksize=1)
@@ -92,9 +107,11 @@ def test_rerun_computes_only_what_is_missing_and_keeps_order(make_runner: Callab
 
     # The rerun logs elsewhere: tasks abandoned by close() may still be finishing.
     log2 = tmp_path / "rerun.log"
-    out = list(runner.run_batches(
-        logged_square, range(20), call="arg", ordered=True, fixed={"log": str(log2)}, checkpoint=folder
-    ))
+    out = list(
+        runner.run_batches(
+            logged_square, range(20), call="arg", ordered=True, fixed={"log": str(log2)}, checkpoint=folder
+        )
+    )
     assert out == [x * x for x in range(20)]
     again = Counter(map(int, calls(log2)))
     assert not set(again) & recorded  # nothing recorded ran again
@@ -332,7 +349,9 @@ def test_shorter_input_reuses_the_matching_prefix(tmp_path: Path) -> None:
 def _four_records(folder: Path, log: Path) -> Path:
     """A checkpoint of 20 squares written as four records of five tasks."""
     with Parallelize(1, backend="serial", chunksize=5) as runner:
-        out = list(runner.run_batches(logged_square, range(20), ordered=True, fixed={"log": str(log)}, checkpoint=folder))
+        out = list(
+            runner.run_batches(logged_square, range(20), ordered=True, fixed={"log": str(log)}, checkpoint=folder)
+        )
     assert out == [x * x for x in range(20)]
     (segment,) = journals(folder)
     return segment
@@ -340,7 +359,9 @@ def _four_records(folder: Path, log: Path) -> Path:
 
 def _rerun(folder: Path, log: Path) -> list[int]:
     with Parallelize(1, backend="serial") as runner:
-        return list(runner.run_batches(logged_square, range(20), ordered=True, fixed={"log": str(log)}, checkpoint=folder))
+        return list(
+            runner.run_batches(logged_square, range(20), ordered=True, fixed={"log": str(log)}, checkpoint=folder)
+        )
 
 
 @pytest.mark.parametrize("cut", [1, 7, 16, 30])
@@ -391,6 +412,489 @@ def test_a_folder_that_is_not_a_checkpoint_is_refused(tmp_path: Path) -> None:
         with pytest.raises(ConfigError, match="must be a path"):
             runner.map(str, range(3), checkpoint=42)
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+# -- damaged and crafted files: always a CheckpointError, never a crash or code run ---------
+#
+# A crash can only tear the end of a journal (tested above). Everything below has a
+# valid checksum, written with the module's own framing, so only the reader's checks
+# stand between a crafted file and the caller.
+
+N_CRAFT = 6
+H0 = input_hash(0)
+CRAFTED = "journal-99999999999999999999-1-crafted0.log"  # sorts after the real journals
+DEEP = 100_000
+
+
+def _double(x: int) -> int:
+    return 2 * x
+
+
+def _base_checkpoint(folder: Path) -> Path:
+    """A complete checkpoint of ``_double`` over ``range(N_CRAFT)``; returns its journal."""
+    with Parallelize(2, backend="thread") as runner:
+        assert list(runner.map(_double, range(N_CRAFT), checkpoint=folder)) == [2 * x for x in range(N_CRAFT)]
+    (segment,) = journals(folder)
+    return segment
+
+
+def _resume(runner: Parallelize, folder: Path | Checkpoint) -> list[Any]:
+    return list(runner.map(_double, range(N_CRAFT), checkpoint=folder))
+
+
+def _records(segment: Path) -> list[bytes]:
+    """The payloads of a journal's records, read with the module's own header layout."""
+    data, offset, out = segment.read_bytes(), len(_SEGMENT_MAGIC), []
+    while offset < len(data):
+        _, length, _ = _RECORD_HEADER.unpack_from(data, offset)
+        out.append(data[offset + _RECORD_HEADER.size : offset + _RECORD_HEADER.size + length])
+        offset += _RECORD_HEADER.size + length
+    return out
+
+
+def _craft(folder: Path, body: bytes, where: str) -> Path:
+    """Put one record with a valid CRC holding ``body`` in the checkpoint; return its file.
+
+    ``own-file``: the only record of a new journal file (where a torn record would be);
+    ``middle``: appended to the run's journal, followed by a valid record (of a
+    position past the input, so that it supersedes nothing).
+    """
+    if where == "own-file":
+        path = folder / CRAFTED
+        path.write_bytes(_SEGMENT_MAGIC + _frame(body))
+        return path
+    (segment,) = [p for p in journals(folder) if p.name != CRAFTED]
+    with open(segment, "ab") as fh:
+        fh.write(_frame(body) + _frame(_row(N_CRAFT + 1, input_hash(N_CRAFT + 1), "j", 1)))
+    return segment
+
+
+def _row(*row: Any) -> bytes:
+    return json.dumps({"tasks": [list(row)]}).encode()
+
+
+def _value(doc: Any) -> bytes:
+    """A record storing ``doc`` as the JSON result of position 0."""
+    return _row(0, H0, "j", doc)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+EIGHT = _b64(bytes(8))
+CRAFTED_RECORDS = [
+    # the framing's content
+    ("empty", b""),
+    ("not-json", b"{not json"),
+    ("not-utf8", b'{"tasks":[[0,"\xff\xfe","j",1]]}'),
+    ("utf16", json.dumps({"tasks": [[0, H0, "j", 1]]}).encode("utf-16")),
+    ("nan-literal", b'{"tasks":[[0,"' + H0.encode() + b'","j",NaN]]}'),
+    ("infinity-literal", b'{"tasks":[[0,"' + H0.encode() + b'","j",-Infinity]]}'),
+    ("deep-record", b"[" * DEEP + b"]" * DEEP),
+    ("deep-object", b'{"a":' * DEEP + b"1" + b"}" * DEEP),
+    # the record's shape
+    ("top-list", b"[[0]]"),
+    ("top-int", b"7"),
+    ("top-null", b"null"),
+    ("no-tasks", b"{}"),
+    ("extra-key", json.dumps({"tasks": [[0, H0, "j", 1]], "more": 1}).encode()),
+    ("tasks-object", b'{"tasks":{"0":1}}'),
+    ("tasks-empty", b'{"tasks":[]}'),
+    ("row-int", b'{"tasks":[5]}'),
+    ("row-short", _row(0, H0, "j")),
+    ("row-long", _row(0, H0, "j", 1, 2)),
+    ("row-object", b'{"tasks":[{"pos":0}]}'),
+    # positions
+    ("pos-negative", _row(-1, H0, "j", 1)),
+    ("pos-float", _row(0.0, H0, "j", 1)),
+    ("pos-bool", _row(True, H0, "j", 1)),
+    ("pos-string", _row("0", H0, "j", 1)),
+    ("pos-null", _row(None, H0, "j", 1)),
+    ("pos-list", _row([0], H0, "j", 1)),
+    ("pos-2**64", _row(2**64, H0, "j", 1)),
+    ("pos-5000-digits", b'{"tasks":[[' + b"9" * 5000 + b',"' + H0.encode() + b'","j",1]]}'),
+    ("pos-nan", b'{"tasks":[[NaN,"' + H0.encode() + b'","j",1]]}'),
+    # hashes and kinds
+    ("hash-int", _row(0, 5, "j", 1)),
+    ("hash-short", _row(0, "abc", "j", 1)),
+    ("hash-upper", _row(0, H0.upper(), "j", 1)),
+    ("hash-long", _row(0, H0 + "0", "j", 1)),
+    ("kind-unknown", _row(0, H0, "q", 1)),
+    ("kind-internal-v", _row(0, H0, "v", 1)),  # the in-memory "decoded" kind is never read
+    ("kind-list", _row(0, H0, ["j"], 1)),
+    ("kind-int", _row(0, H0, 1, 1)),
+    ("none-kind-with-value", _row(0, H0, "-", 1)),
+    ("pickle-not-string", _row(0, H0, "p", [1])),
+    # stored results
+    ("deep-value", b'{"tasks":[[0,"' + H0.encode() + b'","j",' + b"[" * DEEP + b"]" * DEEP + b"]]}"),
+    ("value-600-deep", _value(json.loads("[" * 600 + "]" * 600))),  # json reads it; the decoder refuses
+    ("value-1e999", b'{"tasks":[[0,"' + H0.encode() + b'","j",1e999]]}'),
+    ("untagged-dict", _value({"a": 1, "b": 2})),
+    ("empty-dict", _value({})),
+    ("unknown-tag", _value({"zz": 1})),
+    ("pickle-tag", _value({"pickle": _b64(b"cos\nsystem\n.")})),
+    ("tuple-int", _value({"t": 5})),
+    ("map-list", _value({"m": [1]})),
+    ("dict-pair-short", _value({"d": [[1]]})),
+    ("dict-pairs-object", _value({"d": {"a": 1}})),
+    ("dict-unhashable-key", _value({"d": [[[1], 2]]})),
+    ("set-unhashable", _value({"set": [[1]]})),
+    ("fset-string", _value({"fset": "ab"})),
+    ("float-finite-string", _value({"f": "1.5"})),
+    ("float-int", _value({"f": 5})),
+    ("bytes-bad-base64", _value({"b": "!!!"})),
+    ("bytes-int", _value({"b": 5})),
+    ("complex-one", _value({"c": [1.0]})),
+    ("complex-strings", _value({"c": ["1", "2"]})),
+    ("complex-ints", _value({"c": [1, 2]})),
+    ("complex-nested", _value({"c": [[1.0], 2.0]})),
+    ("nd-object-dtype", _value({"nd": ["|O", [1], EIGHT]})),
+    ("nd-object-dtype-O8", _value({"nd": ["|O8", [1], EIGHT]})),
+    ("nd-structured", _value({"nd": ["i4,i4", [1], EIGHT]})),
+    ("nd-subarray", _value({"nd": ["(2,)<i4", [1], EIGHT]})),
+    ("nd-void", _value({"nd": ["|V8", [1], EIGHT]})),
+    ("nd-dtype-list", _value({"nd": [[["a", "<i8"]], [1], EIGHT]})),
+    ("nd-dtype-zero-size", _value({"nd": ["<U0", [1], ""]})),
+    ("nd-negative-shape", _value({"nd": ["<i8", [-1], EIGHT]})),
+    ("nd-bool-shape", _value({"nd": ["<i8", [True], EIGHT]})),
+    ("nd-float-shape", _value({"nd": ["<i8", [1.0], EIGHT]})),
+    ("nd-huge-shape", _value({"nd": ["<i8", [2**62, 2**62, 2**62], EIGHT]})),
+    ("nd-65-dims", _value({"nd": ["<i8", [1] * 65, EIGHT]})),
+    ("nd-size-mismatch", _value({"nd": ["<i8", [3], EIGHT]})),
+    ("nd-two-items", _value({"nd": ["<i8", [1]]})),
+    ("nd-data-int", _value({"nd": ["<i8", [1], 8]})),
+    ("ns-empty", _value({"ns": ["<i8", ""]})),
+    ("ns-object", _value({"ns": ["|O", EIGHT]})),
+    ("ns-too-long", _value({"ns": ["<i4", EIGHT]})),
+]
+
+
+@pytest.mark.parametrize("where", ["own-file", "middle"])
+@pytest.mark.parametrize("body", [b for _, b in CRAFTED_RECORDS], ids=[name for name, _ in CRAFTED_RECORDS])
+def test_a_crafted_record_with_a_valid_crc_is_a_checkpoint_error(tmp_path: Path, body: bytes, where: str) -> None:
+    folder = tmp_path / "ck"
+    _base_checkpoint(folder)
+    path = _craft(folder, body, where)
+    before = journals(folder)
+    with Parallelize(2, backend="thread") as runner:
+        with pytest.raises(CheckpointError) as info:
+            _resume(runner, folder)
+    message = str(info.value)
+    assert path.name in message and "record " in message and "damaged" in message, message
+    assert f"Delete the folder {str(folder)!r}" in message, message
+    assert isinstance(info.value, ConfigError)
+    assert journals(folder) == before  # raised before anything ran or was written
+
+
+def test_a_valid_crafted_record_is_used(tmp_path: Path) -> None:
+    """The checks refuse only what the writer never writes: a well-formed record is read."""
+    folder = tmp_path / "ck"
+    _base_checkpoint(folder)
+    _craft(folder, _value({"t": [1, {"b": _b64(b"x")}, {"f": "nan"}]}), "own-file")
+    with Parallelize(2, backend="thread") as runner:
+        out = _resume(runner, folder)
+    assert out[0][:2] == (1, b"x") and math.isnan(out[0][2]) and out[1:] == [2 * x for x in range(1, N_CRAFT)]
+
+
+def test_a_huge_length_in_a_record_header_is_a_checkpoint_error(tmp_path: Path) -> None:
+    folder = tmp_path / "ck"
+    segment = _base_checkpoint(folder)
+    with open(segment, "ab") as fh:
+        fh.write(_RECORD_HEADER.pack(_RECORD_MAGIC, 2**63, 0) + b"{}")
+    with Parallelize(2, backend="thread") as runner, pytest.raises(CheckpointError, match=r"claims \d+ bytes"):
+        _resume(runner, folder)
+    with pytest.raises(CheckpointError, match=segment.name):
+        Checkpoint(folder).completed_positions()
+
+
+def test_a_crafted_pickle_is_refused_and_never_loaded(tmp_path: Path) -> None:
+    folder = tmp_path / "ck"
+    marker = tmp_path / "code-ran"
+    _base_checkpoint(folder)
+    payload = _b64(pickle.dumps(Marker(str(marker))))
+    path = _craft(folder, _row(0, H0, "p", payload), "own-file")
+    with Parallelize(2, backend="thread") as runner:
+        with pytest.raises(CheckpointError, match=rf"1 pickled result\(s\).*{path.name}.*allow_pickle=True"):
+            _resume(runner, folder)
+        # Neither as a tagged value nor as a NumPy object array.
+        path.write_bytes(_SEGMENT_MAGIC + _frame(_value({"nd": ["|O", [1], payload]})))
+        with pytest.raises(CheckpointError, match="refusing NumPy dtype"):
+            _resume(runner, folder)
+        # With allow_pickle, a pickle whose base64 is damaged is an error too, before anything runs.
+        path.write_bytes(_SEGMENT_MAGIC + _frame(_row(0, H0, "p", "not base64!")))
+        with pytest.raises(CheckpointError, match="task 0 cannot be read"):
+            _resume(runner, Checkpoint(folder, allow_pickle=True))
+    assert not marker.exists()
+
+
+def test_damage_found_only_by_decoding_is_reported_when_the_run_opens(tmp_path: Path) -> None:
+    """Positions are listed without decoding results; a resume decodes them before running."""
+    folder = tmp_path / "ck"
+    _base_checkpoint(folder)
+    _craft(folder, _value({"zz": 1}), "own-file")
+    assert Checkpoint(folder).completed_positions() == set(range(N_CRAFT))
+    with Parallelize(2, backend="thread") as runner:
+        with pytest.raises(CheckpointError, match="stored result of task 0 cannot be read.*unknown tag 'zz'"):
+            runner.map(_double, range(N_CRAFT), checkpoint=folder)  # at once, not when iterated
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b"{",
+        b"\xff\xfe",
+        b"[" * DEEP + b"]" * DEEP,
+        b"[]",
+        b'"checkpoint"',
+        b'{"format": "parallelize-checkpoint", "version": 1, "call": "arg", "hash": NaN}',
+        b'{"format": "parallelize-checkpoint", "version": 1, "call": 5, "hash": "sha256-params-v1"}',
+        b'{"format": "parallelize-checkpoint", "version": 1, "call": "nope", "hash": "sha256-params-v1"}',
+        b'{"format": "parallelize-checkpoint", "version": 1, "call": "arg", "hash": "md5"}',
+        b'{"format": "parallelize-checkpoint", "version": 1, "call": "arg"}',
+        b'{"format": "parallelize-checkpoint", "version": 1, "call": "arg", "hash": "sha256-params-v1", "x": 1}',
+        b'{"format": "other", "version": 1, "call": "arg", "hash": "sha256-params-v1"}',
+    ],
+    ids=[
+        "empty",
+        "not-json",
+        "not-utf8",
+        "deep",
+        "list",
+        "string",
+        "nan",
+        "call-int",
+        "call-unknown",
+        "hash-scheme",
+        "missing-key",
+        "extra-key",
+        "other-format",
+    ],
+)
+def test_a_damaged_manifest_is_a_checkpoint_error(tmp_path: Path, content: bytes) -> None:
+    folder = tmp_path / "ck"
+    _base_checkpoint(folder)
+    (folder / MANIFEST).write_bytes(content)
+    with Parallelize(2, backend="thread") as runner, pytest.raises(CheckpointError) as info:
+        _resume(runner, folder)
+    message = str(info.value)
+    assert str(folder / MANIFEST) in message and "damaged" in message and "Delete the folder" in message
+
+
+def test_other_manifest_versions_and_a_missing_manifest_are_checkpoint_errors(tmp_path: Path) -> None:
+    folder = tmp_path / "ck"
+    _base_checkpoint(folder)
+    manifest = json.loads((folder / MANIFEST).read_text())
+    (folder / MANIFEST).write_text(json.dumps({**manifest, "version": 2}))
+    with Parallelize(2, backend="thread") as runner:
+        with pytest.raises(CheckpointError, match="format version 2; this version of parallelize reads version 1"):
+            _resume(runner, folder)
+        (folder / MANIFEST).unlink()
+        with pytest.raises(CheckpointError, match="it is missing, but the folder holds journal files"):
+            _resume(runner, folder)
+
+
+def test_a_foreign_journal_file_is_an_error_but_a_zero_filled_one_is_a_crash(tmp_path: Path) -> None:
+    folder = tmp_path / "ck"
+    _base_checkpoint(folder)
+    (folder / CRAFTED).write_bytes(bytes(4096))  # a power cut can leave a new file as zeros
+    assert Checkpoint(folder).completed_positions() == set(range(N_CRAFT))
+    (folder / CRAFTED).write_bytes(b"#!/bin/sh\nrm -rf /\n")
+    with pytest.raises(CheckpointError, match=rf"{CRAFTED}.*starts with b'#!/bin/s'"):
+        Checkpoint(folder).completed_positions()
+
+
+def test_results_too_deep_or_too_big_for_json_are_pickled_not_lost(tmp_path: Path) -> None:
+    """What the reader refuses, the writer never writes: such results take the pickle route."""
+    from parallelize.checkpoint import _MAX_NESTING
+
+    deep: Any = 0
+    for _ in range(_MAX_NESTING):  # one level too many
+        deep = [deep]
+    deep = [deep]
+    results = [10**5000, deep]
+    folder = tmp_path / "ck"
+    with Parallelize(2, backend="thread") as runner:
+        assert list(runner.map(lambda i: results[i], range(2), checkpoint=folder)) == results
+        with pytest.raises(CheckpointError, match=r"2 pickled result\(s\)"):
+            runner.map(lambda i: results[i], range(2), checkpoint=folder)
+        assert list(runner.map(lambda i: 0, range(2), checkpoint=Checkpoint(folder, allow_pickle=True))) == results
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda v: [v],
+        lambda v: (v,),
+        lambda v: {"k": v},
+        lambda v: {1: v},
+        lambda v: frozenset({v}),
+        lambda v: [complex(math.nan, 1.0), v],
+        lambda v: (np.arange(2), v),
+    ],
+    ids=["list", "tuple", "str-dict", "int-dict", "frozenset", "complex", "ndarray"],
+)
+def test_encoder_and_decoder_allow_exactly_the_same_nesting(make: Callable[[Any], Any]) -> None:
+    """The deepest value the encoder writes decodes; one level more, it is pickled and refused."""
+    from parallelize.checkpoint import _MAX_NESTING, _decode, _encode, _NotPlain
+
+    def through_json(doc: Any) -> Any:
+        return json.loads(json.dumps(doc, allow_nan=False))
+
+    value: Any = b"leaf"
+    depth = 0
+    while True:
+        deeper = make(value)
+        try:
+            _encode(deeper)
+        except _NotPlain:
+            break
+        value, depth = deeper, depth + 1
+    assert depth > 30
+    assert repr(_decode(through_json(_encode(value)))) == repr(value)
+    # The document the encoder would write with a little more room is one the decoder refuses.
+    extra = next(n for n in (1, 2, 3) if _room_is_enough(_encode, deeper, _MAX_NESTING + n, _NotPlain))
+    doc = through_json(_encode(deeper, _MAX_NESTING + extra))
+    with pytest.raises(ValueError, match="nested more than 200 levels"):
+        _decode(doc)
+    assert repr(_decode(doc, _MAX_NESTING + extra)) == repr(deeper)
+
+
+def _room_is_enough(encode: Callable[..., Any], value: Any, room: int, not_plain: type[Exception]) -> bool:
+    try:
+        encode(value, room)
+    except not_plain:
+        return False
+    return True
+
+
+# Random JSON: scalars, words the decoder knows, and the containers the records use.
+_TAGS = ["t", "m", "d", "set", "fset", "b", "c", "f", "nd", "ns"]
+_WORDS = [
+    *_TAGS,
+    "tasks",
+    "j",
+    "p",
+    "-",
+    "v",
+    "nan",
+    "inf",
+    "-inf",
+    "<i8",
+    "|O",
+    "<f8",
+    "|b1",
+    "<U2",
+    "<M8[ns]",
+    "i4,i4",
+    EIGHT,
+    "",
+]
+_leaves = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=6)
+    | st.sampled_from(_WORDS)
+)
+json_values = st.recursive(
+    _leaves,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.sampled_from(_WORDS) | st.text(max_size=3), inner, max_size=3)
+        | st.builds(lambda tag, body: {tag: body}, st.sampled_from(_TAGS), inner)
+    ),  # tagged values, often
+    max_leaves=30,
+)
+
+
+def _mostly(good: st.SearchStrategy[Any], bad: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """``good`` three times in four, else ``bad``."""
+    return st.integers(0, 3).flatmap(lambda n: good if n else bad)
+
+
+# Rows that are mostly well-formed (a position with its own input's hash), so the
+# decoder's checks are reached, not only the record's.
+_rows = _mostly(
+    st.integers(0, N_CRAFT - 1)
+    .flatmap(
+        lambda pos: st.tuples(
+            st.just(pos),
+            _mostly(st.just(input_hash(pos)), _leaves),
+            _mostly(st.just("j"), st.sampled_from("p-v") | _leaves),
+            json_values,
+        )
+    )
+    .map(list),
+    json_values,
+)
+record_bodies = json_values | st.lists(_rows, max_size=3).map(lambda rows: {"tasks": rows})
+
+
+def _outcome(runner: Parallelize, folder: Path, body: bytes) -> list[Any] | None:
+    """The resumed results, or None for a CheckpointError naming the crafted file."""
+    base = journals(folder)
+    path = folder / CRAFTED
+    path.write_bytes(_SEGMENT_MAGIC + _frame(body))
+    try:
+        return _resume(runner, folder)
+    except CheckpointError as exc:
+        assert CRAFTED in str(exc), str(exc)
+        return None
+    finally:
+        for extra in set(journals(folder)) - set(base):  # the crafted file, and any rerun's journal
+            extra.unlink()
+
+
+def test_random_json_records_give_a_checkpoint_error_or_a_resume(tmp_path: Path) -> None:
+    folder = tmp_path / "ck"
+    _base_checkpoint(folder)
+    outcomes: Counter[str] = Counter()
+    with Parallelize(2, backend="thread") as runner:
+
+        @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+        @given(record_bodies)
+        def check(doc: Any) -> None:
+            out = _outcome(runner, folder, json.dumps(doc).encode())
+            outcomes["error" if out is None else "resumed"] += 1
+            if out is not None:
+                assert len(out) == N_CRAFT
+
+        check()
+    assert outcomes["error"]
+
+
+def test_random_stored_results_give_a_checkpoint_error_or_a_resume(tmp_path: Path) -> None:
+    folder = tmp_path / "ck"
+    _base_checkpoint(folder)
+    outcomes: Counter[str] = Counter()
+    with Parallelize(2, backend="thread") as runner:
+
+        @settings(max_examples=200, deadline=None)
+        @given(json_values)
+        def check(doc: Any) -> None:
+            out = _outcome(runner, folder, _value(doc))
+            outcomes["error" if out is None else "resumed"] += 1
+            if out is not None:
+                assert out[1:] == [2 * x for x in range(1, N_CRAFT)]
+
+        check()
+    assert outcomes["error"] and outcomes["resumed"]
+
+
+def test_random_bytes_in_a_record_give_a_checkpoint_error(tmp_path: Path) -> None:
+    folder = tmp_path / "ck"
+    _base_checkpoint(folder)
+    with Parallelize(2, backend="thread") as runner:
+
+        @settings(max_examples=200, deadline=None)
+        @given(st.binary(max_size=64) | st.sampled_from([b"1", b"{}", b'"x"', b"[" * 5000]))
+        def check(body: bytes) -> None:
+            assert _outcome(runner, folder, body) is None  # random bytes are never a valid record
+
+        check()
 
 
 # -- what is stored, and how ---------------------------------------------------------
@@ -492,7 +996,9 @@ def test_input_hash_is_the_same_in_every_process_and_hash_seed() -> None:
     hashes = []
     for seed in ("1", "2", "random"):
         env = {**os.environ, "PYTHONHASHSEED": seed}
-        run = subprocess.run([sys.executable, "-c", HASH_CHILD], env=env, capture_output=True, text=True, timeout=LIMIT, check=True)
+        run = subprocess.run(
+            [sys.executable, "-c", HASH_CHILD], env=env, capture_output=True, text=True, timeout=LIMIT, check=True
+        )
         hashes.append(json.loads(run.stdout))
     assert hashes[0] == hashes[1] == hashes[2]
     assert len(set(hashes[0])) == 4
@@ -608,7 +1114,7 @@ def _finish_and_check(script: Path, folder: Path, log: Path, backend: str) -> No
         _kill_group(rerun.pid)
     assert rerun.returncode == 0, err
     assert json.loads(out) == [x * x for x in range(N)]
-    computed_after = Counter(int(x) for x in calls(log)[len(computed_before):])
+    computed_after = Counter(int(x) for x in calls(log)[len(computed_before) :])
     assert not set(computed_after) & done_before  # no recorded task ran again
     assert set(computed_after) == set(range(N)) - done_before
     assert set(computed_after.values()) == {1}
@@ -625,8 +1131,10 @@ def test_resume_after_sigkill_of_the_parent(tmp_path: Path, backend: str) -> Non
     folder, log = tmp_path / "ck", tmp_path / "calls.log"
     proc = _start(script, folder, log, backend, seed="1")
     try:
-        wait_until(lambda: len(Checkpoint(folder).completed_positions()) >= 20 or proc.poll() is not None,
-                   "the first run to record tasks")
+        wait_until(
+            lambda: len(Checkpoint(folder).completed_positions()) >= 20 or proc.poll() is not None,
+            "the first run to record tasks",
+        )
         assert proc.poll() is None, proc.communicate()[1]
         group = psutil.Process(proc.pid).children(recursive=True)
         os.kill(proc.pid, signal.SIGKILL)  # the parent dies mid-run, no cleanup at all
@@ -647,8 +1155,10 @@ def test_ctrl_c_stops_promptly_and_the_rerun_completes(tmp_path: Path, backend: 
     folder, log = tmp_path / "ck", tmp_path / "calls.log"
     proc = _start(script, folder, log, backend, seed="1")
     try:
-        wait_until(lambda: len(Checkpoint(folder).completed_positions()) >= 20 or proc.poll() is not None,
-                   "the first run to record tasks")
+        wait_until(
+            lambda: len(Checkpoint(folder).completed_positions()) >= 20 or proc.poll() is not None,
+            "the first run to record tasks",
+        )
         assert proc.poll() is None, proc.communicate()[1]
         group = psutil.Process(proc.pid).children(recursive=True)
         os.kill(proc.pid, signal.SIGINT)  # Ctrl-C

@@ -23,16 +23,26 @@ class Backend(abc.ABC):
         initializer: called once in each worker before its first task, or ``None``.
         **options: backend-specific options; unknown ones raise ``ConfigError``.
 
+    Failures are the backend's to translate: a future fails with
+    :class:`~parallelize.errors.WorkerCrashedError` when the worker running it
+    died, :class:`~parallelize.errors.PicklingError` when the task or its result
+    could not cross to or from the worker, and with the task's own exception
+    otherwise. The engine reads only those types.
+
     Attributes:
         name: the name the backend is registered under.
         can_kill: whether a running task can be stopped by killing its worker
             (processes: yes; threads: no).
         in_process: whether tasks run in the caller's process (no pickling).
+        can_time_out: whether a per-task ``timeout`` can be enforced here; the
+            runner refuses a timeout it cannot keep rather than ignore it.
     """
 
     name: ClassVar[str] = "base"
     can_kill: ClassVar[bool] = False
     in_process: ClassVar[bool] = False
+    #: Whether a per-task ``timeout`` can be enforced (an instance may say no).
+    can_time_out: bool = True
 
     def __init__(self, max_workers: int, initializer: Callable[[], None] | None = None, **options: Any) -> None:
         self.max_workers = max_workers
@@ -51,8 +61,19 @@ class Backend(abc.ABC):
             cancel_futures: cancel tasks that have not started.
         """
 
+    def kill(self, future: Future[Any]) -> bool:
+        """Stop the one task behind ``future`` now, leaving every other task alone.
+
+        Where :attr:`can_kill` is true this kills the worker running it (a new
+        one replaces it); the future then fails and the caller ignores it.
+
+        Returns:
+            Whether the task was stopped; the default cannot and returns False.
+        """
+        return False
+
     def kill_workers(self) -> None:  # noqa: B027 - optional hook, no-op by default
-        """Stop every worker now, running tasks included, so new ones replace them.
+        """Stop every worker of this backend now, running tasks included (Ctrl-C).
 
         Only meaningful where :attr:`can_kill` is true; the default does nothing.
         """

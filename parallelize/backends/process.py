@@ -1,53 +1,56 @@
-"""The process backend: loky's reusable process pool, pickling with cloudpickle.
+"""The process backend: a pool of worker processes that this runner alone holds.
 
-loky starts workers with fork+exec, so it is safe with threads in the parent,
-and pickles callables with cloudpickle, so lambdas, closures and functions
-defined in ``__main__`` or a notebook work. Its executor is reused across runners
-with the same settings, so a second runner starts warm.
+Workers start by fork+exec (loky's launcher), so the backend is safe with threads
+in the parent, and callables travel with cloudpickle, so lambdas, closures and
+functions defined in ``__main__`` or a notebook work. Each runner owns its pool
+(:class:`~parallelize.backends.pool.ProcessPool`): a timeout, a crash, a kill or
+a shutdown in one runner never touches another runner's tasks.
+
+Warm start stays: a runner that is dropped without being shut down (a notebook
+cell's ``Parallelize(...)`` without ``with``) hands its idle pool on to the next
+runner created with the same settings (same ``max_workers`` and ``env``, no
+initializer), which then starts with its workers already up; idle workers exit
+after ``idle_timeout``. A pool is only ever held by one runner at a time, and
+``shutdown()`` (the end of a ``with`` block) always ends the workers.
 """
 
 from __future__ import annotations
 
-import os
-import signal
 import threading
 from concurrent.futures import Future
 from typing import Any, Callable
 
-from ..errors import ConfigError
-from ..shared_array import array_reducers
+from ..errors import ConfigError, RunnerClosedError
 from .base import Backend
+from .pool import ProcessPool, check_worker_count
 
-__all__ = ["ProcessBackend"]
+__all__ = ["ProcessBackend", "IDLE_WORKER_TIMEOUT"]
 
-# Idle workers of the reusable executor exit after this many seconds; loky's
-# default (10 s) makes a notebook user pay start-up again after every pause.
-IDLE_WORKER_TIMEOUT = 300
+# Idle workers exit after this many seconds; loky's default (10 s) makes a
+# notebook user pay start-up again after every pause.
+IDLE_WORKER_TIMEOUT = 300.0
 
-
-def _ignore_sigint() -> None:
-    """Worker start-up: Ctrl-C is the parent's to handle.
-
-    A terminal sends SIGINT to the whole process group; the parent then kills
-    the workers itself. Without this each worker would also print its own
-    KeyboardInterrupt traceback.
-    """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+# Pools handed back by runners that shut down cleanly, by settings; the next
+# runner with those settings takes the pool (and it is then no longer here).
+_parked: dict[tuple[Any, ...], ProcessPool] = {}
+_parked_lock = threading.Lock()
 
 
-class _WorkerInit:
-    """Ignore SIGINT, then run the runner's per-worker initializer."""
+def _take_parked(key: tuple[Any, ...]) -> ProcessPool | None:
+    with _parked_lock:
+        return _parked.pop(key, None)
 
-    def __init__(self, initializer: Callable[[], None]) -> None:
-        self.initializer = initializer
 
-    def __call__(self) -> None:
-        _ignore_sigint()
-        self.initializer()
+def _park(key: tuple[Any, ...], pool: ProcessPool) -> None:
+    with _parked_lock:
+        previous = _parked.pop(key, None)
+        _parked[key] = pool
+    if previous is not None:
+        previous.shutdown(wait=False)
 
 
 class ProcessBackend(Backend):
-    """Runs tasks in worker processes from loky's reusable executor.
+    """Runs tasks in worker processes owned by this backend.
 
     Args:
         max_workers: number of worker processes.
@@ -70,75 +73,66 @@ class ProcessBackend(Backend):
     ) -> None:
         if options:
             raise ConfigError(f"unknown process backend option(s) {sorted(options)}; expected 'idle_timeout' or 'env'")
+        if env is not None and not (
+            isinstance(env, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())
+        ):
+            raise ConfigError(f"env must be a dict of str to str, got {env!r}")
+        check_worker_count(max_workers)
         super().__init__(max_workers, initializer)
         self._idle_timeout = idle_timeout
         self._env = env
         self._lock = threading.Lock()
-        self._executor: Any = None
+        self._pool: ProcessPool | None = None
         self._closed = False
-        self._init = _WorkerInit(initializer) if initializer is not None else None
+        # Only pools whose workers never ran a user's initializer may be handed on.
+        self._key = (max_workers, tuple(sorted((env or {}).items())), idle_timeout) if initializer is None else None
 
-    def _get(self, fresh: bool = False) -> Any:
-        from loky import get_reusable_executor
-
+    def _get(self) -> ProcessPool:
         with self._lock:
             if self._closed:
-                raise RuntimeError("cannot submit to a process backend after shutdown")
-            if self._executor is None or fresh:
-                # A module-level function when there is no user initializer, so
-                # that runners with the same settings share one warm executor.
-                init = _ignore_sigint if self.initializer is None else self._init
-                reducers = array_reducers()
-                self._executor = get_reusable_executor(
-                    max_workers=self.max_workers,
-                    timeout=self._idle_timeout,
-                    initializer=init,
-                    # Large NumPy arguments go by memory-mapped file; results
-                    # come back as usual (an empty dict, not None, says so).
-                    job_reducers=reducers,
-                    result_reducers={} if reducers else None,
-                    env=self._env,
-                    reuse="auto",
+                raise RunnerClosedError("cannot submit to a process backend after shutdown; create a new runner")
+            if self._pool is None:
+                pool = _take_parked(self._key) if self._key is not None else None
+                self._pool = pool or ProcessPool(
+                    self.max_workers, self.initializer, self._env, idle_timeout=self._idle_timeout
                 )
-            return self._executor
+            return self._pool
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        executor = self._get()
-        try:
-            return executor.submit(fn, *args, **kwargs)
-        except RuntimeError:
-            # The shared reusable executor was shut down or broken by someone else
-            # (another runner's shutdown, a crashed worker): take a fresh one.
-            return self._get(fresh=True).submit(fn, *args, **kwargs)
+        return self._get().submit(fn, *args, **kwargs)
 
     def worker_pids(self) -> list[int]:
         """Process ids of the current workers (empty before the first task)."""
-        executor = self._executor
-        processes = getattr(executor, "_processes", None) or {}
-        return [p.pid for p in list(processes.values()) if p.pid is not None]
+        pool = self._pool
+        return pool.worker_pids() if pool is not None else []
+
+    def kill(self, future: Future[Any]) -> bool:
+        """Stop the task behind ``future`` by killing the one worker running it."""
+        pool = self._pool
+        return pool.kill(future) if pool is not None else False
 
     def kill_workers(self) -> None:
-        """SIGKILL every worker; running tasks fail and the next submit gets a new pool."""
-        for pid in self.worker_pids():
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        with self._lock:
-            executor, self._executor = self._executor, None
-        if executor is not None:
-            try:
-                executor.shutdown(wait=True, kill_workers=True)
-            except Exception:  # already broken by the kill: nothing left to release
-                pass
+        """SIGKILL every worker of this backend; its unfinished tasks fail, new workers start on demand."""
+        pool = self._pool
+        if pool is not None:
+            pool.kill_all()
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with self._lock:
             self._closed = True
-            executor, self._executor = self._executor, None
-        if executor is not None:
-            if cancel_futures:
-                # loky has no cancel_futures: cancel what is still queued by hand.
-                for item in list(getattr(executor, "_pending_work_items", {}).values()):
-                    item.future.cancel()
-            executor.shutdown(wait=wait, kill_workers=not wait)
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+    def __del__(self) -> None:
+        # A runner dropped without shutdown(): hand its idle pool on, or end it.
+        try:
+            pool, self._pool = self._pool, None
+            if pool is None or self._closed:
+                return
+            if self._key is not None and pool.idle():
+                _park(self._key, pool)
+            else:
+                pool.shutdown(wait=False)
+        except Exception:
+            pass

@@ -1,0 +1,565 @@
+"""A process pool owned by one runner at a time: each worker is known by name.
+
+loky's reusable executor is one pool for the whole program: a kill or a
+shutdown made by one runner reaches every runner's tasks, a task counts as
+running while it still waits in a queue, and a worker whose grandchild holds its
+pipes open is never noticed dead. This pool keeps what loky is good at (workers
+started by fork+exec, so it is safe with threads; cloudpickle for functions) and
+owns its workers itself::
+
+    caller threads                 manager thread                     workers
+    --------------                 --------------                     -------
+    submit(fn, args) ──> pending ──> idle worker? send job ──socket──> worker_main
+         Future <── set_result <── (job_id, OK, value) <──────socket── runs fn
+         running() <── set_running <── (STARTED, job_id) <───socket── about to run
+                                   every POLL s: waitpid each busy worker;
+                                   a dead one fails its running job
+                                   (WorkerCrashedError) and requeues the
+                                   jobs it had not started
+
+- A job is *running* only once its worker says it started it, so timeouts count
+  from the real start.
+- :meth:`ProcessPool.kill` stops exactly the worker running one job; the other
+  workers and their jobs never notice. A replacement starts on demand.
+- Death is noticed from the process itself (``waitpid``), not from its pipe, so a
+  worker that dies while a process it forked lives on is still noticed.
+- Workers exit by themselves when the parent dies (see
+  :mod:`~parallelize.backends.pool_worker`).
+
+Only the manager thread reads from or writes to the workers' sockets; callers
+hand it work through ``pending`` and a wake-up pipe. A job goes only to an idle
+worker, never queued behind a running one: a job sent ahead to a worker whose
+task then hangs would be stuck there while other workers sit idle, and a
+worker busy sending a large result could not read it (both would block).
+"""
+
+from __future__ import annotations
+
+import atexit
+import io
+import os
+import pickle
+import signal
+import threading
+import time
+import weakref
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from typing import Any, Callable
+
+from ..errors import ConfigError, PicklingError, RunnerClosedError, TaskLostError, WorkerCrashedError
+from .pool_worker import JOB_ID, OK, RAISED, REPLY, STARTED, UNPICKLABLE, worker_main
+
+__all__ = ["ProcessPool", "PoolKilledError"]
+
+# Seconds between liveness checks of busy workers: a dead worker is noticed
+# within this long even when its socket stays open.
+POLL_SECONDS = 0.1
+
+
+# The job's worker was killed on purpose (a timeout, an interrupt): whoever
+# asked for the kill decided the job's fate; anyone else sees a lost task.
+PoolKilledError = TaskLostError
+
+
+# What one worker costs the parent and the machine, for the limit on workers:
+# file descriptors (its socket, loky's sentinel pipe, and one spare), and memory
+# (a fresh worker's own pages, measured here: about 14 MiB unique, 21 MiB resident).
+FDS_PER_WORKER = 3
+WORKER_BYTES = 14 * 2**20
+
+
+def max_workers_here() -> tuple[int, str]:
+    """How many worker processes this machine can start, and what sets the limit."""
+    limits: list[tuple[int, str]] = []
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != resource.RLIM_INFINITY:
+            limits.append((max((soft - 64) // FDS_PER_WORKER, 1), f"the open-file limit (ulimit -n = {soft})"))
+        soft, _ = resource.getrlimit(resource.RLIMIT_NPROC)
+        if soft != resource.RLIM_INFINITY:
+            limits.append((soft, f"the process limit (ulimit -u = {soft})"))
+    except (ImportError, ValueError, OSError):
+        pass
+    try:
+        pages, size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+        memory = pages * size
+        limits.append((max(memory // WORKER_BYTES, 1), f"memory ({memory / 2**30:.1f} GiB at ~14 MiB a worker)"))
+    except (ValueError, OSError, AttributeError):
+        pass
+    return min(limits) if limits else (1 << 20, "no known limit")
+
+
+def check_worker_count(max_workers: int) -> None:
+    """Refuse a worker count this machine cannot start, before starting any.
+
+    Raises:
+        ConfigError: naming the limit and what sets it.
+    """
+    limit, why = max_workers_here()
+    if max_workers > limit:
+        raise ConfigError(
+            f"max_workers={max_workers} worker processes cannot start on this machine: at most {limit}, "
+            f"set by {why}; use fewer workers (the CPU count, {os.cpu_count()}, is usual for CPU-bound work)"
+        )
+
+
+def _signal_name(code: int) -> str:
+    try:
+        return f"{signal.Signals(-code).name}({code})"
+    except ValueError:
+        return f"signal {-code}"
+
+
+def describe_exit(code: int | None) -> str:
+    """How a worker ended, with the likely cause, for error messages."""
+    if code is None:
+        return "it stopped answering"
+    if code < 0:
+        name = _signal_name(code)
+        if code == -signal.SIGKILL:
+            return f"it was killed by {name}; the likely cause is the out-of-memory killer (check memory use)"
+        if code == -signal.SIGSEGV:
+            return f"it was killed by {name}: a crash in native code"
+        return f"it was killed by {name}"
+    return f"it exited with status {code}, EXIT({code}) (os._exit(), sys.exit() outside a task, or native code)"
+
+
+def _encode(job_id: int, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
+    """A job message: its id, then ``(fn, args, kwargs)`` pickled with cloudpickle.
+
+    Large NumPy arrays go by memory-mapped file (see :mod:`parallelize.shared_array`).
+    """
+    from ..task import _ArrayCloudPickler
+
+    buffer = io.BytesIO()
+    buffer.write(JOB_ID.pack(job_id))
+    _ArrayCloudPickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump((fn, args, kwargs))
+    return buffer.getvalue()
+
+
+@dataclass(eq=False)
+class _Job:
+    id: int
+    future: Future[Any]
+    payload: bytes
+    worker: _Worker | None = None
+    started: bool = False
+
+
+@dataclass(eq=False)
+class _Worker:
+    process: Any
+    conn: Connection
+    jobs: deque[_Job] = field(default_factory=deque)
+    killed: bool = False  # SIGKILLed on purpose: its running job was not at fault
+    leaving: bool = False  # asked to exit (idle too long)
+    closed: bool = False  # its socket reached end of file: it is exiting
+    idle_since: float = field(default_factory=time.monotonic)
+
+    @property
+    def pid(self) -> int:
+        return int(self.process.pid)
+
+
+class ProcessPool:
+    """Worker processes owned by whoever holds this object.
+
+    Args:
+        max_workers: worker processes at most.
+        initializer: called once in each new worker, before its first job.
+        env: environment variables set in each worker.
+        idle_timeout: seconds an idle worker lives before it exits (``None``:
+            until shutdown); a new one starts when work comes.
+    """
+
+    def __init__(
+        self,
+        max_workers: int,
+        initializer: Callable[[], None] | None = None,
+        env: dict[str, str] | None = None,
+        idle_timeout: float | None = None,
+    ) -> None:
+        self.max_workers = max_workers
+        self.initializer = initializer
+        self.env = dict(env) if env else None
+        self.idle_timeout = idle_timeout
+        self._lock = threading.Lock()
+        self._pending: deque[_Job] = deque()
+        self._jobs: dict[int, _Job] = {}
+        self._workers: list[_Worker] = []
+        self._next_id = 0
+        self._closed = False
+        self._stop = False
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        self._thread: threading.Thread | None = None
+        _ALL.add(self)
+
+    # -- the callers' side -------------------------------------------------------------
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        """Schedule ``fn(*args, **kwargs)`` in a worker.
+
+        Raises:
+            RunnerClosedError: the pool was shut down.
+            PicklingError: ``fn`` or its arguments cannot be pickled.
+        """
+        if self._closed:
+            raise RunnerClosedError("cannot submit to a process pool after shutdown; create a new runner")
+        with self._lock:
+            job_id = self._next_id
+            self._next_id += 1
+        try:
+            payload = _encode(job_id, fn, args, kwargs)
+        except Exception as exc:
+            raise PicklingError(f"could not pickle it: {type(exc).__name__}: {exc}") from exc
+        future: Future[Any] = Future()
+        job = _Job(job_id, future, payload)
+        with self._lock:
+            if self._closed:
+                raise RunnerClosedError("cannot submit to a process pool after shutdown; create a new runner")
+            self._jobs[job_id] = job
+            self._pending.append(job)
+            self._ensure_thread()
+        self._wake()
+        return future
+
+    def running_jobs(self) -> int:
+        """Jobs started in a worker and not finished yet."""
+        with self._lock:
+            return sum(1 for j in self._jobs.values() if j.started)
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of the live workers."""
+        with self._lock:
+            return [w.pid for w in self._workers]
+
+    def kill(self, future: Future[Any]) -> bool:
+        """Stop the job behind ``future`` now: kill its worker if it runs, drop it if queued.
+
+        Only that worker dies; jobs it had not started go to other workers.
+
+        Returns:
+            Whether the job was still there to stop.
+        """
+        with self._lock:
+            job = next((j for j in self._jobs.values() if j.future is future), None)
+            if job is None:
+                return False
+            if job.started and job.worker is not None:
+                self._kill_worker(job.worker)
+            else:
+                self._drop(job, PoolKilledError("the task was stopped before it started"))
+        self._wake()
+        return True
+
+    def kill_all(self) -> None:
+        """Kill every worker now; every job not finished fails with :class:`PoolKilledError`."""
+        with self._lock:
+            for worker in list(self._workers):
+                self._kill_worker(worker)
+            for job in list(self._pending):
+                self._drop(job, PoolKilledError("the pool's workers were stopped before the task started"))
+        self._wake()
+
+    def idle(self) -> bool:
+        """Whether no job is queued or running."""
+        with self._lock:
+            return not self._jobs
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop accepting work; end the workers.
+
+        Args:
+            wait: let queued and running jobs finish, then wait for the workers to exit.
+                With ``wait=False`` the workers are killed at once.
+            cancel_futures: cancel the jobs that have not started.
+        """
+        with self._lock:
+            already = self._closed
+            self._closed = True
+            if cancel_futures:
+                for job in list(self._pending):
+                    self._pending.remove(job)
+                    self._jobs.pop(job.id, None)
+                    job.future.cancel()
+            if not wait:
+                for worker in list(self._workers):
+                    self._kill_worker(worker)
+                for job in list(self._pending):
+                    self._drop(job, RunnerClosedError("the runner was shut down before the task started"))
+            self._stop = True
+            thread = self._thread
+        self._wake()
+        if thread is not None and thread is not threading.current_thread():
+            if wait:
+                thread.join()
+            else:
+                thread.join(timeout=5.0)
+        elif thread is None and not already:
+            self._close_fds()
+
+    # -- internals, under the lock -------------------------------------------------------
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._manage, name="parallelize-pool", daemon=True)
+            self._thread.start()
+
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"x")
+        except (BlockingIOError, OSError):
+            pass  # already awake (pipe full), or closed at shutdown
+
+    def _drop(self, job: _Job, exc: BaseException) -> None:
+        if job in self._pending:
+            self._pending.remove(job)
+        if job.worker is not None and job in job.worker.jobs:
+            job.worker.jobs.remove(job)
+        self._jobs.pop(job.id, None)
+        _fail(job.future, exc)
+
+    def _kill_worker(self, worker: _Worker) -> None:
+        if worker.killed:
+            return
+        worker.killed = True
+        try:
+            os.kill(worker.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def _spawn(self) -> _Worker:
+        from loky.backend.context import get_context
+
+        ctx = get_context("loky")
+        parent_conn, child_conn = ctx.Pipe(duplex=True)
+        process = ctx.Process(
+            target=worker_main,
+            args=(child_conn, os.getpid(), self.env, self.initializer),
+            name=f"parallelize-worker-{len(self._workers)}",
+            daemon=True,
+        )
+        process.start()
+        child_conn.close()
+        worker = _Worker(process, parent_conn)
+        self._workers.append(worker)
+        return worker
+
+    def _assign(self) -> list[tuple[_Worker, _Job]]:
+        """Match pending jobs with workers; returns the sends to make."""
+        sends: list[tuple[_Worker, _Job]] = []
+        while self._pending and self._pending[0].future.cancelled():
+            job = self._pending.popleft()
+            self._jobs.pop(job.id, None)
+        while self._pending:
+            live = [w for w in self._workers if not (w.killed or w.leaving or w.closed)]
+            idle = [w for w in live if not w.jobs]
+            if idle:
+                worker = idle[0]
+            elif len(live) < self.max_workers:
+                worker = self._spawn()
+            else:
+                break
+            job = self._pending.popleft()
+            if job.future.cancelled():
+                self._jobs.pop(job.id, None)
+                continue
+            job.worker = worker
+            worker.jobs.append(job)
+            sends.append((worker, job))
+        return sends
+
+    # -- the manager thread ---------------------------------------------------------------
+
+    def _manage(self) -> None:
+        try:
+            while True:
+                with self._lock:
+                    sends = self._assign()
+                    conns = {w.conn: w for w in self._workers if not w.closed}
+                    busy = bool(self._jobs)
+                    stop = self._stop and not self._jobs
+                for worker, job in sends:
+                    try:
+                        worker.conn.send_bytes(job.payload)
+                    except OSError:
+                        pass  # the worker died: _reap notices and requeues the job
+                if stop:
+                    return
+                ready = wait([*conns, self._wake_r], timeout=POLL_SECONDS if busy else 1.0)
+                for conn in ready:
+                    if conn == self._wake_r:
+                        try:
+                            os.read(self._wake_r, 4096)
+                        except OSError:
+                            pass
+                    else:
+                        self._read(conns[conn])  # type: ignore[index]
+                self._reap()
+                if self.idle_timeout is not None and not busy:
+                    now = time.monotonic()
+                    with self._lock:
+                        for worker in self._workers:
+                            if not worker.jobs and not worker.leaving and now - worker.idle_since > self.idle_timeout:
+                                self._retire(worker)
+        finally:
+            self._finish()
+
+    def _read(self, worker: _Worker) -> None:
+        """Handle every message waiting on ``worker``'s socket."""
+        while True:
+            try:
+                if not worker.conn.poll():
+                    return
+                data = worker.conn.recv_bytes()
+            except (EOFError, OSError):
+                # Its socket closed: the worker is exiting. _reap sees it go.
+                worker.closed = True
+                return
+            job_id, kind = REPLY.unpack_from(data)
+            self._handle(worker, job_id, kind, memoryview(data)[REPLY.size :])
+
+    def _handle(self, worker: _Worker, job_id: int, kind: int, payload: memoryview) -> None:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return  # dropped or killed meanwhile
+            if kind == STARTED:
+                job.started = True
+                job.payload = b""  # never resent once started
+            else:
+                self._finish_job(worker, job)
+        future = job.future
+        if kind == STARTED:
+            future.set_running_or_notify_cancel()  # False if cancelled meanwhile: its result is dropped
+            return
+        if future.cancelled():
+            return
+        if kind == UNPICKLABLE:
+            _fail(future, PicklingError(bytes(payload).decode("utf-8", "replace")))
+            return
+        try:
+            value = pickle.loads(payload)
+        except Exception as exc:
+            # The worker pickled a result this process cannot rebuild (a class
+            # that only exists over there).
+            err = PicklingError(
+                f"its result could not be unpickled in the calling process ({type(exc).__name__}: {exc})"
+            )
+            err.__cause__ = exc
+            _fail(future, err)
+            return
+        if kind == OK:
+            _set(future, value)
+        elif kind == RAISED:
+            raised, tb = value
+            from ..task import RemoteTraceback
+
+            if tb and not isinstance(raised.__cause__, RemoteTraceback):
+                raised.__cause__ = RemoteTraceback(tb)
+            _fail(future, raised)
+
+    def _finish_job(self, worker: _Worker, job: _Job) -> None:
+        self._jobs.pop(job.id, None)
+        if job in worker.jobs:
+            worker.jobs.remove(job)
+        if not worker.jobs:
+            worker.idle_since = time.monotonic()
+
+    def _reap(self) -> None:
+        """Notice dead workers: fail the job each was running, requeue the rest."""
+        with self._lock:
+            dead = [w for w in self._workers if w.process.exitcode is not None]
+            failures: list[tuple[_Job, BaseException]] = []
+            for worker in dead:
+                self._workers.remove(worker)
+                code = worker.process.exitcode
+                worker.conn.close()
+                requeue = []
+                for job in worker.jobs:
+                    if job.started:
+                        self._jobs.pop(job.id, None)
+                        if worker.killed:
+                            err: BaseException = PoolKilledError(
+                                f"the task's worker (pid {worker.pid}) was killed on purpose"
+                            )
+                        else:
+                            err = WorkerCrashedError(f"its worker (pid {worker.pid}) died: {describe_exit(code)}")
+                        failures.append((job, err))
+                    else:
+                        job.worker = None
+                        requeue.append(job)
+                worker.jobs.clear()
+                self._pending.extendleft(reversed(requeue))
+        for job, err in failures:
+            _fail(job.future, err)
+
+    def _retire(self, worker: _Worker) -> None:
+        try:
+            worker.conn.send_bytes(b"")
+        except OSError:
+            pass
+        worker.leaving = True
+
+    def _finish(self) -> None:
+        """The manager thread's end: every worker told to go, then made to."""
+        with self._lock:
+            workers = list(self._workers)
+            leftovers = list(self._jobs.values())
+            self._jobs.clear()
+            self._pending.clear()
+        for worker in workers:
+            try:
+                worker.conn.send_bytes(b"")
+            except OSError:
+                pass
+        for worker in workers:
+            worker.process.join(timeout=2.0)
+            if worker.process.exitcode is None:
+                self._kill_worker(worker)
+                worker.process.join(timeout=2.0)
+            worker.conn.close()
+        with self._lock:
+            self._workers.clear()
+        for job in leftovers:
+            _fail(job.future, RunnerClosedError("the runner was shut down before the task finished"))
+        self._close_fds()
+
+    def _close_fds(self) -> None:
+        for fd in (self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def _set(future: Future[Any], value: Any) -> None:
+    if not future.done():
+        try:
+            future.set_result(value)
+        except Exception:  # InvalidStateError: cancelled meanwhile
+            pass
+
+
+def _fail(future: Future[Any], exc: BaseException) -> None:
+    if not future.done():
+        try:
+            future.set_exception(exc)
+        except Exception:
+            pass
+
+
+# Every pool alive, so that the program's exit ends their workers at once.
+_ALL: weakref.WeakSet[ProcessPool] = weakref.WeakSet()
+
+
+@atexit.register
+def _end_all() -> None:
+    for pool in list(_ALL):
+        pool.shutdown(wait=False)

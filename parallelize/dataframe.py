@@ -384,6 +384,12 @@ class TabularResults(ABC):
         stream. Read the files back with :func:`parallelize.read_results`. See
         :func:`parallelize.writer.write_results`.
 
+        No value stops the writing: a column a file cannot store as it is
+        (``"n/a"`` among integers, dicts, sets, objects of your own classes) is
+        stored as text in that file, with what ``read_results`` needs to give
+        the values back, and reported in the summary's ``conversions``. Column
+        names need not be strings (ints and tuples come back exactly).
+
         Args:
             folder: the output folder, created if needed.
             max_rows: rows per file (default 10,000).
@@ -395,12 +401,15 @@ class TabularResults(ABC):
             overwrite: replace results already in ``folder`` (else an error).
 
         Returns:
-            A :class:`~parallelize.writer.WriteSummary` (files, rows, bytes).
+            A :class:`~parallelize.writer.WriteSummary` (files, rows, bytes, and
+            the columns stored as text or changing type between files).
 
         Raises:
             ConfigError: a bad option, ``folder`` already holds results, or a
                 ``ModelEvaluator`` that has not run yet.
             BackendUnavailableError: Parquet requested and pyarrow is missing.
+            OSError: a file could not be written (disk full, no permission); the
+                message names the folder, the part and the rows not written.
             Exception: the error that stopped the run, once the rows before it
                 are written.
         """

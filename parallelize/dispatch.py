@@ -36,6 +36,7 @@ from __future__ import annotations
 import functools
 import pickle
 import queue
+import threading
 import time
 from array import array
 from collections import deque
@@ -57,7 +58,7 @@ from .space import Params
 from .statistics import StatisticsCollector
 from .task import Batch, BatchResult, FunctionHandle, RemoteTraceback, TaskFailure, _short_repr, run_batch
 
-__all__ = ["TaskSpec", "dispatch", "raise_failure", "window_for"]
+__all__ = ["Control", "TaskSpec", "dispatch", "raise_failure", "window_for"]
 
 # How often the engine wakes to check deadlines while tasks with a timeout run.
 DEADLINE_POLL_SECONDS = 0.05
@@ -66,6 +67,37 @@ DEADLINE_POLL_SECONDS = 0.05
 # the parent kills the task only this many seconds after its deadline: the
 # worker's own report of the timeout normally arrives first.
 KILL_GRACE_SECONDS = 1.0
+
+
+# Put on an engine's done queue by another thread to interrupt it (see Control).
+_INTERRUPT: Any = object()
+
+
+class Control:
+    """Lets another thread stop a dispatch as Ctrl-C would: running tasks killed.
+
+    A background run (``ModelEvaluator``, ``runner.run``) drives its engine in a
+    thread of its own; when the user's Ctrl-C lands in the thread waiting on it,
+    that thread calls :meth:`interrupt` and the engine stops at once.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._engine: _Engine | None = None
+        self._interrupted = False
+
+    def attach(self, engine: _Engine) -> None:
+        with self._lock:
+            self._engine = engine
+            if self._interrupted:
+                engine.done.put(_INTERRUPT)
+
+    def interrupt(self) -> None:
+        """Stop the dispatch: it raises KeyboardInterrupt in its own thread and kills its tasks."""
+        with self._lock:
+            self._interrupted = True
+            if self._engine is not None:
+                self._engine.done.put(_INTERRUPT)
 
 
 def window_for(max_workers: int) -> int:
@@ -264,6 +296,7 @@ class _Engine:
         self.next_index = 0
         self.next_first = 0
         self.exhausted = False
+        self.input_error: tuple[Exception, int] | None = None
         self.fixed = spec.fixed or {}
 
     # -- submission ------------------------------------------------------------------
@@ -294,7 +327,7 @@ class _Engine:
             if self.sequence is not None:
                 chunk = self.sequence[self.next_index : self.next_index + n]
             else:
-                chunk = list(islice(self.it, n))
+                chunk = self.read(n)
             if not len(chunk):
                 self.exhausted = True
                 return
@@ -304,6 +337,36 @@ class _Engine:
             self.submit(slot)
             if len(chunk) < n and self.total is None:
                 self.exhausted = True  # islice came up short: the input is exhausted
+            if self.input_error is not None:
+                return
+
+    def read(self, n: int) -> list[Any]:
+        """Up to ``n`` items from the input; if it raises, what came before and the error.
+
+        Items read before the input's own error are run and delivered like any
+        other; the error is raised after them (see :meth:`raise_input_error`).
+        """
+        chunk: list[Any] = []
+        try:
+            chunk.extend(islice(self.it, n))
+        except Exception as exc:  # the caller's iterable failed: keep what it gave
+            self.input_error = (exc, self.next_index + len(chunk))
+            self.exhausted = True
+        return chunk
+
+    def raise_input_error(self) -> None:
+        """Raise the input's own error, once every earlier item is delivered."""
+        if self.input_error is None:
+            return
+        exc, position = self.input_error
+        self.input_error = None
+        note = (
+            f"raised by the input iterable while parallelize read item {position}; "
+            f"the results of the {position} items before it were delivered"
+        )
+        if hasattr(exc, "add_note"):
+            exc.add_note(note)
+        raise exc
 
     def submit(self, slot: _Slot) -> None:
         o = self.options
@@ -346,11 +409,15 @@ class _Engine:
     def wait(self) -> tuple[_Slot, Future[BatchResult]] | None:
         """The next finished future, or ``None`` when a deadline check is due."""
         if self.options.timeout is None:
-            return self.done.get()
-        try:
-            return self.done.get(timeout=DEADLINE_POLL_SECONDS)
-        except queue.Empty:
-            return None
+            got = self.done.get()
+        else:
+            try:
+                got = self.done.get(timeout=DEADLINE_POLL_SECONDS)
+            except queue.Empty:
+                return None
+        if got is _INTERRUPT:
+            raise KeyboardInterrupt("the run was interrupted while the caller waited for it")
+        return got
 
     def check_deadlines(self) -> list[BatchResult]:
         """Fail batches whose task outlived the timeout; returns their results.
@@ -529,6 +596,7 @@ def dispatch(
     ordered: bool = True,
     total: int | None = None,
     progress: Any = None,
+    control: Control | None = None,
 ) -> Iterator[BatchResult]:
     """Run ``spec`` over ``items`` and yield one :class:`BatchResult` per batch.
 
@@ -541,6 +609,7 @@ def dispatch(
         ordered: yield batches in input order (else as they complete).
         total: number of items if known.
         progress: an object with ``update(n)`` (a tqdm bar) or ``None``.
+        control: lets another thread interrupt the dispatch, or ``None``.
 
     Yields:
         Batch results; failed tasks appear as :class:`TaskFailure` entries.
@@ -549,6 +618,8 @@ def dispatch(
         Exception: under ``on_error="raise"``, the first task's error, as its own type.
     """
     engine = _Engine(backend, spec, items, options, collector, ordered, total, progress)
+    if control is not None:
+        control.attach(engine)
     interrupted = False
     try:
         while True:
@@ -560,6 +631,7 @@ def dispatch(
                 if engine.buffered:  # pragma: no cover - ordering invariant
                     raise AssertionError(f"results stuck behind task {engine.next_first}")
                 if engine.exhausted:
+                    engine.raise_input_error()
                     return
                 continue
             got = engine.wait()

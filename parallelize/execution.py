@@ -19,11 +19,15 @@ import threading
 from typing import Any, Callable, Iterator
 
 from .dataframe import TableSource, TabularResults
+from .dispatch import Control
 from .statistics import Statistics, StatisticsCollector
 from .stream import ResultStream
 from .task import BatchResult
 
 __all__ = ["Execution"]
+
+# Seconds a Ctrl-C waits for the background engine to stop and kill its tasks.
+INTERRUPT_JOIN_SECONDS = 1.5
 
 
 class Execution(TabularResults):
@@ -41,6 +45,8 @@ class Execution(TabularResults):
         progress: the progress bar to close when the run ends, or ``None``.
         on_close: called once when the run ends, or ``None``.
         layout: as for :class:`~parallelize.stream.ResultStream`.
+        control: the engine's :class:`~parallelize.dispatch.Control`: a Ctrl-C
+            in any thread waiting on this run stops it and kills its tasks.
     """
 
     def __init__(
@@ -53,7 +59,9 @@ class Execution(TabularResults):
         progress: Any = None,
         on_close: Callable[[], None] | None = None,
         layout: Any = None,
+        control: Control | None = None,
     ) -> None:
+        self._control = control
         self._stream = ResultStream(
             batches, collector, skip_failures=skip_failures, progress=progress, on_close=on_close, layout=layout
         )
@@ -100,8 +108,22 @@ class Execution(TabularResults):
         Returns:
             True if the run has ended.
         """
-        with self._cond:
-            return self._cond.wait_for(lambda: self._done, timeout)
+        try:
+            with self._cond:
+                return self._cond.wait_for(lambda: self._done, timeout)
+        except KeyboardInterrupt:
+            self.interrupt()
+            raise
+
+    def interrupt(self) -> None:
+        """Stop the run now, as Ctrl-C does: running tasks are killed where the backend can.
+
+        Waits (about a second at most) for the engine to stop.
+        """
+        self._stopping = True
+        if self._control is not None:
+            self._control.interrupt()
+        self._thread.join(timeout=INTERRUPT_JOIN_SECONDS)
 
     @property
     def error(self) -> BaseException | None:
@@ -126,10 +148,14 @@ class Execution(TabularResults):
         pending: dict[int, BatchResult] = {}
         next_first = 0
         while True:
-            with self._cond:
-                self._cond.wait_for(functools.partial(self._has_more, i))
-                new = self._batches[i:]
-                finished = self._done
+            try:
+                with self._cond:
+                    self._cond.wait_for(functools.partial(self._has_more, i))
+                    new = self._batches[i:]
+                    finished = self._done
+            except KeyboardInterrupt:
+                self.interrupt()  # outside the lock: the driver needs it to stop
+                raise
             i += len(new)
             if not ordered:
                 yield from new

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable
 from .backends import make_backend
 from .backends.base import Backend
 from .dataframe import FrameLayout
-from .dispatch import TaskSpec, _batch_error, dispatch, raise_failure
+from .dispatch import Control, TaskSpec, _batch_error, dispatch, raise_failure
 from .errors import ConfigError, RunnerClosedError
 from .execution import Execution
 from .options import RunOptions, default_workers
@@ -188,6 +188,7 @@ class Parallelize:
         ordered: bool,
         total: int | None,
         fixed: dict[str, Any] | None = None,
+        control: Control | None = None,
     ) -> tuple[Any, StatisticsCollector, Any]:
         _check_callable(func)
         self._check_open()
@@ -196,7 +197,15 @@ class Parallelize:
         progress = make_progress(options.progress, total)
         spec = TaskSpec(FunctionHandle(func), call, fixed, self._setup_token)
         batches = dispatch(
-            self._backend, spec, items, options, collector, ordered=ordered, total=total, progress=progress
+            self._backend,
+            spec,
+            items,
+            options,
+            collector,
+            ordered=ordered,
+            total=total,
+            progress=progress,
+            control=control,
         )
         return batches, collector, progress
 
@@ -222,7 +231,10 @@ class Parallelize:
         target: Callable[..., Any] = QueueCall(func) if queued else func
         n = self.options.max_workers
         options = self.options.replace(chunksize=1)
-        batches, collector, progress = self._start(target, [kwargs] * n, "kwargs", options, ordered=False, total=n)
+        control = Control()
+        batches, collector, progress = self._start(
+            target, [kwargs] * n, "kwargs", options, ordered=False, total=n, control=control
+        )
         execution = Execution(
             batches,
             collector,
@@ -230,6 +242,7 @@ class Parallelize:
             skip_failures=options.on_error == "skip",
             progress=progress,
             layout=FrameLayout("kwargs"),
+            control=control,
         )
         self._last_execution = execution
         return execution
@@ -375,13 +388,16 @@ class Parallelize:
             return resumed
         options = self._options(overrides)
         total = _length(iterable)
+        control = Control() if background else None
         batches, collector, progress = self._start(
-            func, iterable, call, options, ordered=ordered, total=total, fixed=fixed
+            func, iterable, call, options, ordered=ordered, total=total, fixed=fixed, control=control
         )
         skip = options.on_error == "skip"
         layout = layout or FrameLayout(call)
         if background:
-            execution = Execution(batches, collector, skip_failures=skip, progress=progress, layout=layout)
+            execution = Execution(
+                batches, collector, skip_failures=skip, progress=progress, layout=layout, control=control
+            )
             self._last_execution = execution
             return execution
         return ResultStream(batches, collector, skip_failures=skip, progress=progress, layout=layout)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
@@ -23,7 +24,7 @@ from parallelize import (
     WriteSummary,
     read_results,
 )
-from parallelize.writer import MANIFEST, _atomic_write, _split_by_memory
+from parallelize.writer import MANIFEST, Conversion, _atomic_write, _PartWriter, _split_by_memory
 
 BACKENDS = ["thread", "process"]
 FORMATS = ["parquet", "csv"]
@@ -212,7 +213,7 @@ def test_missing_pyarrow_is_reported_before_any_work(monkeypatch: pytest.MonkeyP
             stream.to_files(tmp_path)
         assert isinstance(info.value, ImportError)
         assert stream.statistics().submitted == 0
-        assert "format=\"csv\"" in str(info.value)
+        assert 'format="csv"' in str(info.value)
         summary = stream.to_files(tmp_path, format="csv")  # the same stream still works
     assert summary.rows == 10
 
@@ -267,3 +268,251 @@ def test_read_results_sorts_numerically_and_ignores_temp_files(tmp_path: Path) -
     assert got.index.tolist() == [0, 1]
     with pytest.raises(FileNotFoundError):
         read_results(tmp_path / "missing")
+
+
+# -- values and names a format cannot keep as they are --------------------------------
+
+
+class Opaque:
+    """An object pyarrow cannot convert and whose repr cannot be read back."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __repr__(self) -> str:
+        return f"Opaque({self.n})"
+
+
+def na_among_ints(x: int) -> dict[str, Any]:
+    return {"v": "n/a" if x == 7 else x}
+
+
+def ints_then_strings(x: int) -> dict[str, Any]:
+    return {"v": x if x < 10 else f"s{x}"}
+
+
+#: (value, what read_results gives back): exact for literals, the repr for the rest.
+ODD_VALUES = [
+    ({"a": 1, "b": [2, 3]}, {"a": 1, "b": [2, 3]}),
+    (Opaque(1), "Opaque(1)"),
+    ({1, 2}, {1, 2}),
+    (b"\x00bytes", b"\x00bytes"),
+    ("text", "text"),
+    (10**30, 10**30),
+    (1 + 2j, 1 + 2j),
+    ((1, "t"), (1, "t")),
+    (None, None),
+    ("", ""),
+    (0.1, 0.1),
+    (True, True),
+]
+
+
+def odd_value(x: int) -> dict[str, Any]:
+    return {"v": ODD_VALUES[x % len(ODD_VALUES)][0], "n": x}
+
+
+def int_names(x: int) -> dict[int, int]:
+    return {0: x, 1: -x}
+
+
+def tuple_names(x: int) -> dict[tuple[str, str], Any]:
+    return {("a", "b"): x, ("a", "c"): f"t{x}"}
+
+
+def clashing_names(task: int) -> dict[Any, Any]:
+    return {1: task, "1": f"one-{task}", "": task * 2}
+
+
+#: A name no format keeps: it comes back as its repr, and the summary says so.
+ODD_NAME = Opaque(0)
+
+
+def odd_name(x: int) -> dict[Any, int]:
+    return {ODD_NAME: x}
+
+
+def assert_same_rows(got: pd.DataFrame, expected: pd.DataFrame) -> None:
+    """Every row, in order, with the same values, names and dtypes; duration and
+    worker differ from one run to the next, so they are left out."""
+    keep = [c for c in expected.columns if c not in ("duration", "worker")]
+    assert got["duration"].notna().all()
+    pd.testing.assert_frame_equal(got[keep], expected[keep])
+
+
+def text_conversions(summary: WriteSummary) -> list[Conversion]:
+    return [c for c in summary.conversions if c.kind == "text"]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_na_among_ints_is_stored_as_text_and_every_row_comes_back(fmt: str, tmp_path: Path) -> None:
+    with Parallelize(2, backend="thread") as runner:
+        expected = runner.map(na_among_ints, range(30)).to_dataframe()
+        summary = runner.map(na_among_ints, range(30)).to_files(tmp_path, max_rows=10, format=fmt)
+    assert summary.rows == 30 and len(summary.files) == 3
+    converted = text_conversions(summary)
+    assert converted[0].column == "v" and converted[0].file == tmp_path / f"part-000000.{fmt}"
+    assert "int, str" in converted[0].reason
+    assert "column 'v' stored as text in part-000000" in str(summary)
+    got = read_results(tmp_path)
+    assert got["v"].tolist() == [("n/a" if x == 7 else x) for x in range(30)]
+    assert [type(v) for v in got["v"]] == [str if x == 7 else int for x in range(30)]
+    assert_same_rows(got, expected)
+    assert json.loads((tmp_path / MANIFEST).read_text())["complete"] is True
+    assert_only_results(tmp_path)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_column_changing_type_between_files_is_reported_and_read_back(fmt: str, tmp_path: Path) -> None:
+    with Parallelize(2, backend="thread") as runner:
+        summary = runner.map(ints_then_strings, range(20)).to_files(tmp_path, max_rows=10, format=fmt)
+    changes = [c for c in summary.conversions if c.kind == "type"]
+    assert [(c.column, c.file.name) for c in changes] == [("v", f"part-000001.{fmt}")]
+    assert f"part-000000.{fmt}" in changes[0].reason
+    assert "column 'v' changes type in part-000001" in str(summary)
+    got = read_results(tmp_path)
+    assert got.index.tolist() == list(range(20))
+    assert got["v"].tolist() == [*range(10), *(f"s{x}" for x in range(10, 20))]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_objects_the_format_cannot_store_are_kept_as_text(fmt: str, tmp_path: Path) -> None:
+    n = 2 * len(ODD_VALUES)
+    with Parallelize(2, backend="thread") as runner:
+        summary = runner.map(odd_value, range(n)).to_files(tmp_path, max_rows=5, format=fmt)
+    assert summary.rows == n
+    converted = text_conversions(summary)
+    assert {c.column for c in converted} == {"v"}
+    assert {c.file for c in converted} == set(summary.files)  # every file holds odd values
+    assert any("Opaque" in c.reason and "dict" in c.reason for c in converted)
+    assert "stored as text" in str(summary)
+    got = read_results(tmp_path)
+    assert got["n"].tolist() == list(range(n))
+    back = [ODD_VALUES[x % len(ODD_VALUES)][1] for x in range(n)]
+    assert got["v"].tolist() == back
+    assert [type(v) for v in got["v"]] == [type(v) for v in back]
+
+
+def huge_and_complex(x: int) -> dict[str, Any]:
+    return {"big": 2**70 + x, "c": complex(x, 1)}
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_columns_pyarrow_refuses_whole_are_kept_as_text(fmt: str, tmp_path: Path) -> None:
+    # One type per column, but more than 64 bits or complex: pyarrow refuses them.
+    with Parallelize(2, backend="thread") as runner:
+        expected = runner.map(huge_and_complex, range(8)).to_dataframe()
+        summary = runner.map(huge_and_complex, range(8)).to_files(tmp_path, max_rows=3, format=fmt)
+    if fmt == "parquet":
+        reasons = {c.column: c.reason for c in text_conversions(summary)}
+        assert set(reasons) == {"big", "c"}
+        assert "pyarrow refused (OverflowError" in reasons["big"]
+    got = read_results(tmp_path)
+    assert got["big"].tolist() == [2**70 + x for x in range(8)]
+    assert_same_rows(got, expected)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_integer_column_names_are_kept(fmt: str, tmp_path: Path) -> None:
+    with Parallelize(2, backend="thread") as runner:
+        expected = runner.map(int_names, range(12)).to_dataframe()
+        summary = runner.map(int_names, range(12)).to_files(tmp_path, max_rows=5, format=fmt)
+    assert summary.conversions == ()
+    got = read_results(tmp_path)
+    assert list(got.columns) == ["input", 0, 1, "duration", "worker", "error"]
+    pd.testing.assert_index_equal(got.columns, expected.columns)  # object dtype, ints as ints
+    assert got[1].tolist() == [-x for x in range(12)]
+    assert_same_rows(got, expected)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_tuple_column_names_are_kept(fmt: str, tmp_path: Path) -> None:
+    with Parallelize(2, backend="thread") as runner:
+        expected = runner.map(tuple_names, range(12)).to_dataframe()
+        runner.map(tuple_names, range(12)).to_files(tmp_path, max_rows=5, format=fmt)
+    got = read_results(tmp_path)
+    pd.testing.assert_index_equal(got.columns, expected.columns)
+    assert got[("a", "c")].tolist() == [f"t{x}" for x in range(12)]
+    assert_same_rows(got, expected)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_names_clashing_once_stored_as_text_are_kept(fmt: str, tmp_path: Path) -> None:
+    # 1 and "1" are both "1" as text, "" is no CSV header, and the parameter
+    # "task" has the name of the index.
+    space = ParamSpace(task=[3, 1, 2])
+    with Parallelize(2, backend="thread") as runner:
+        expected = runner.map(clashing_names, space).to_dataframe()
+        runner.map(clashing_names, space).to_files(tmp_path, max_rows=2, format=fmt)
+    got = read_results(tmp_path)
+    assert list(got.columns) == ["task", 1, "1", "", "duration", "worker", "error"]
+    assert got.index.name == "task"
+    assert_same_rows(got, expected)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_name_that_cannot_be_kept_comes_back_as_its_repr_and_is_reported(fmt: str, tmp_path: Path) -> None:
+    with Parallelize(2, backend="thread") as runner:
+        summary = runner.map(odd_name, range(6)).to_files(tmp_path, max_rows=4, format=fmt)
+    [note] = summary.conversions
+    assert (note.kind, note.column, note.file.name) == ("name", ODD_NAME, f"part-000000.{fmt}")
+    assert "Opaque(0)" in str(summary)
+    got = read_results(tmp_path)
+    assert got["Opaque(0)"].tolist() == list(range(6))
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_duplicate_column_names_are_kept(fmt: str, tmp_path: Path) -> None:
+    frame = pd.DataFrame([[1, "x", 2.5], [2, "n/a", None]], columns=pd.Index(["a", "a", 0], dtype=object))
+    frame.index = pd.Index([10, 11], name="task")
+    writer = _PartWriter(tmp_path, fmt, max_rows=1, max_mem=None, reduce=False)
+    writer.add(frame)
+    writer.close()
+    pd.testing.assert_frame_equal(read_results(tmp_path), frame)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_plain_strings_come_back_as_strings(fmt: str, tmp_path: Path) -> None:
+    words = ["n/a", "001", "NA", "null", "", "1e3", "True"]
+    with Parallelize(2, backend="thread") as runner:
+        runner.map(lambda x: {"s": words[x % len(words)]}, range(14)).to_files(tmp_path, max_rows=4, format=fmt)
+    assert read_results(tmp_path)["s"].tolist() == [words[x % len(words)] for x in range(14)]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_map_rows_labels_of_mixed_types_are_kept(fmt: str, tmp_path: Path) -> None:
+    frame = pd.DataFrame({"v": range(4)}, index=pd.Index([0, "b", 2.5, "d"], dtype=object, name="label"))
+    with Parallelize(2, backend="thread") as runner:
+        summary = runner.map_rows(lambda v: {"w": v * 2}, frame, pass_as="kwargs").to_files(
+            tmp_path, max_rows=2, format=fmt
+        )
+    assert any(c.index and c.column == "label" for c in text_conversions(summary))
+    assert "index level 'label' stored as text" in str(summary)
+    got = read_results(tmp_path)
+    assert got.index.tolist() == [0, "b", 2.5, "d"]
+    assert got.index.name == "label"
+    assert got["w"].tolist() == [0, 2, 4, 6]
+
+
+def test_a_disk_error_names_the_folder_and_the_part(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import parallelize.writer as writer_module
+
+    real_write = writer_module._atomic_write
+
+    def disk_full_from_part_2(path: Path, write: Any, binary: bool) -> None:
+        if path.name.startswith("part-") and path.name >= "part-000002":
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real_write(path, write, binary)
+
+    monkeypatch.setattr(writer_module, "_atomic_write", disk_full_from_part_2)
+    with Parallelize(2, backend="thread") as runner:
+        with pytest.raises(OSError) as info:
+            runner.map(record, range(50), chunksize=5).to_files(tmp_path, max_rows=10, format="csv")
+    message = str(info.value)
+    assert info.value.errno == errno.ENOSPC
+    assert "part-000002.csv" in message and str(tmp_path) in message
+    assert "20 row(s) are safe" in message and "are not written" in message
+    monkeypatch.undo()
+    assert read_results(tmp_path).index.tolist() == list(range(20))
+    assert json.loads((tmp_path / MANIFEST).read_text())["complete"] is False
+    assert_only_results(tmp_path)

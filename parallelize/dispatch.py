@@ -52,13 +52,21 @@ from .batching import (
     TARGET_BATCH_SECONDS,
     BatchSizer,
 )
-from .errors import PicklingError, TaskExitError, TaskLostError, TaskTimeoutError, WorkerCrashedError, WorkerInitError
+from .errors import (
+    PicklingError,
+    RunnerClosedError,
+    TaskExitError,
+    TaskLostError,
+    TaskTimeoutError,
+    WorkerCrashedError,
+    WorkerInitError,
+)
 from .options import RunOptions
 from .space import Params
 from .statistics import StatisticsCollector
 from .task import Batch, BatchResult, FunctionHandle, RemoteTraceback, TaskFailure, _short_repr, run_batch
 
-__all__ = ["Control", "TaskSpec", "dispatch", "raise_failure", "window_for"]
+__all__ = ["Control", "Feed", "TaskSpec", "dispatch", "raise_failure", "window_for"]
 
 # How often the engine wakes to check deadlines while tasks with a timeout run.
 DEADLINE_POLL_SECONDS = 0.05
@@ -71,6 +79,77 @@ KILL_GRACE_SECONDS = 1.0
 
 # Put on an engine's done queue by another thread to interrupt it (see Control).
 _INTERRUPT: Any = object()
+
+# Put on an engine's done queue when a Feed has new items or was closed.
+_WAKE: Any = object()
+
+
+class Feed:
+    """An input that grows while the engine runs: ``runner.submit`` puts calls here.
+
+    The engine takes what is waiting whenever a worker can use it (several
+    calls submitted in a row travel as one batch) and never blocks on the feed:
+    :meth:`put` and :meth:`close` wake it instead.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: deque[Any] = deque()
+        self._closed = False
+        self._engine: _Engine | None = None
+        self.count = 0  # items ever put: the next item's position
+
+    def attach(self, engine: _Engine) -> None:
+        with self._lock:
+            self._engine = engine
+        engine.done.put(_WAKE)
+
+    def put(self, item: Any) -> int:
+        """Add ``item``; returns its position in the feed.
+
+        Raises:
+            RunnerClosedError: the feed was closed.
+        """
+        with self._lock:
+            if self._closed:
+                raise RunnerClosedError("cannot submit after shutdown; create a new runner")
+            position = self.count
+            self.count += 1
+            self._items.append(item)
+            engine = self._engine
+        if engine is not None:
+            engine.done.put(_WAKE)
+        return position
+
+    def take(self, n: int) -> tuple[list[Any], bool]:
+        """Up to ``n`` waiting items, and whether the feed is closed and now empty."""
+        with self._lock:
+            chunk = [self._items.popleft() for _ in range(min(n, len(self._items)))]
+            return chunk, self._closed and not self._items
+
+    def discard(self, item: Any) -> bool:
+        """Take ``item`` back if the engine has not taken it yet."""
+        with self._lock:
+            try:
+                self._items.remove(item)
+            except ValueError:
+                return False
+            return True
+
+    def drain(self) -> list[Any]:
+        """Remove and return every waiting item."""
+        with self._lock:
+            items = list(self._items)
+            self._items.clear()
+            return items
+
+    def close(self) -> None:
+        """No more items: the engine ends once those taken have finished."""
+        with self._lock:
+            self._closed = True
+            engine = self._engine
+        if engine is not None:
+            engine.done.put(_WAKE)
 
 
 class Control:
@@ -253,7 +332,7 @@ class _Engine:
         self,
         backend: Backend,
         spec: TaskSpec,
-        items: Iterable[Any],
+        items: Iterable[Any] | Feed,
         options: RunOptions,
         collector: StatisticsCollector,
         ordered: bool,
@@ -282,11 +361,15 @@ class _Engine:
         # keys once per batch: far cheaper to build and pickle than a mapping
         # per point. Results get the points back, lazily, as KeyedItems.
         self.keys: tuple[str, ...] | None = None
-        if spec.call == "kwargs" and hasattr(items, "iter_values") and hasattr(items, "keys"):
-            self.it: Iterator[Any] = items.iter_values()  # a sample-only space raises here
+        self.feed: Feed | None = items if isinstance(items, Feed) else None
+        self.it: Iterator[Any]
+        if self.feed is not None:
+            self.it = iter(())
+        elif spec.call == "kwargs" and hasattr(items, "iter_values") and hasattr(items, "keys"):
+            self.it = items.iter_values()  # a sample-only space raises here
             self.keys = tuple(items.keys)
         else:
-            self.it = iter(items)
+            self.it = iter(items)  # type: ignore[arg-type]  # a Feed was handled above
         self.window = window_for(options.max_workers)
         self.done: queue.SimpleQueue[tuple[_Slot, Future[BatchResult]]] = queue.SimpleQueue()
         self.active: set[_Slot] = set()
@@ -324,7 +407,12 @@ class _Engine:
         ):
             remaining = self.total - self.next_index if self.total is not None else None
             n = self.sizer.next_size(remaining)
-            if self.sequence is not None:
+            if self.feed is not None:
+                chunk, finished = self.feed.take(n)
+                if not chunk:
+                    self.exhausted = finished
+                    return
+            elif self.sequence is not None:
                 chunk = self.sequence[self.next_index : self.next_index + n]
             else:
                 chunk = self.read(n)
@@ -335,7 +423,7 @@ class _Engine:
             self.next_index += len(chunk)
             self.collector.submitted(len(chunk))
             self.submit(slot)
-            if len(chunk) < n and self.total is None:
+            if len(chunk) < n and self.total is None and self.feed is None:
                 self.exhausted = True  # islice came up short: the input is exhausted
             if self.input_error is not None:
                 return
@@ -407,7 +495,7 @@ class _Engine:
     # -- waiting -----------------------------------------------------------------------
 
     def wait(self) -> tuple[_Slot, Future[BatchResult]] | None:
-        """The next finished future, or ``None`` when a deadline check is due."""
+        """The next finished future, or ``None`` when a deadline check (or a fill) is due."""
         if self.options.timeout is None:
             got = self.done.get()
         else:
@@ -417,6 +505,8 @@ class _Engine:
                 return None
         if got is _INTERRUPT:
             raise KeyboardInterrupt("the run was interrupted while the caller waited for it")
+        if got is _WAKE:
+            return None
         return got
 
     def check_deadlines(self) -> list[BatchResult]:
@@ -589,7 +679,7 @@ class _Engine:
 def dispatch(
     backend: Backend,
     spec: TaskSpec,
-    items: Iterable[Any],
+    items: Iterable[Any] | Feed,
     options: RunOptions,
     collector: StatisticsCollector,
     *,
@@ -603,7 +693,7 @@ def dispatch(
     Args:
         backend: where batches run.
         spec: the function and how to call it.
-        items: the inputs; pulled lazily.
+        items: the inputs, pulled lazily; or a :class:`Feed` that callers add to.
         options: the run's options (policy, retries, timeout, chunksize...).
         collector: receives statistics.
         ordered: yield batches in input order (else as they complete).
@@ -620,6 +710,8 @@ def dispatch(
     engine = _Engine(backend, spec, items, options, collector, ordered, total, progress)
     if control is not None:
         control.attach(engine)
+    if engine.feed is not None:
+        engine.feed.attach(engine)
     interrupted = False
     try:
         while True:
@@ -633,11 +725,14 @@ def dispatch(
                 if engine.exhausted:
                     engine.raise_input_error()
                     return
-                continue
+                if engine.feed is None:
+                    continue
+                # A feed with nothing waiting: sleep until it wakes us.
             got = engine.wait()
             if got is None:
-                for result in engine.check_deadlines():
-                    yield from engine.deliver(result)
+                if options.timeout is not None:
+                    for result in engine.check_deadlines():
+                        yield from engine.deliver(result)
                 continue
             finished = engine.complete(*got)
             if finished is not None:

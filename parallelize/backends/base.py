@@ -34,6 +34,8 @@ class Backend(abc.ABC):
         can_kill: whether a running task can be stopped by killing its worker
             (processes: yes; threads: no).
         in_process: whether tasks run in the caller's process (no pickling).
+        runs_inline: whether ``submit`` runs the task at once, in the
+            submitting thread, and returns a finished future.
         can_time_out: whether a per-task ``timeout`` can be enforced here; the
             runner refuses a timeout it cannot keep rather than ignore it.
     """
@@ -43,6 +45,8 @@ class Backend(abc.ABC):
     in_process: ClassVar[bool] = False
     #: Whether a per-task ``timeout`` can be enforced (an instance may say no).
     can_time_out: bool = True
+    #: Whether ``submit`` runs the task at once in the submitting thread (serial).
+    runs_inline: ClassVar[bool] = False
 
     def __init__(self, max_workers: int, initializer: Callable[[], None] | None = None, **options: Any) -> None:
         self.max_workers = max_workers

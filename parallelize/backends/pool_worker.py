@@ -17,11 +17,13 @@ reported like an ``Exception``. It exits when the parent says so, when its end
 of the socket closes, or when the parent process is gone (a watchdog thread
 checks ``os.getppid()``), so a SIGKILLed parent leaves no worker behind.
 
-This module imports nothing of parallelize at load time, so a worker starts fast.
+This module imports nothing of parallelize at load time but the worker-side
+``task`` module, so a worker starts fast.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import pickle
 import signal
@@ -89,6 +91,8 @@ def worker_main(conn: Any, parent_pid: int, env: dict[str, str] | None, initiali
             initializer()
         except BaseException:  # noqa: BLE001 - the initializer's own error is its jobs' business
             pass
+    from .. import task
+
     send = conn.send_bytes
     recv = conn.recv_bytes
     while True:
@@ -106,11 +110,17 @@ def worker_main(conn: Any, parent_pid: int, env: dict[str, str] | None, initiali
             send(REPLY.pack(job_id, UNPICKLABLE) + text.encode("utf-8", "replace"))
             continue
         del data
-        send(REPLY.pack(job_id, STARTED))
+        started = REPLY.pack(job_id, STARTED)
+        if getattr(fn, "reports_start", False):
+            # The job says when its work starts (after unpickling its functions).
+            task._on_start[0] = functools.partial(send, started)
+        else:
+            send(started)
         try:
             kind, out = OK, fn(*args, **kwargs)
         except BaseException as exc:  # noqa: BLE001 - every exception is the job's failure
             kind, out = RAISED, (_portable(exc), traceback.format_exc())
+        task._on_start[0] = None
         del fn, args, kwargs
         try:
             payload = REPLY.pack(job_id, kind) + _dumps(out)

@@ -23,6 +23,7 @@ class SerialBackend(Backend):
 
     name = "serial"
     in_process = True
+    runs_inline = True
 
     def __init__(self, max_workers: int, initializer: Callable[[], None] | None = None, **options: Any) -> None:
         if options:

@@ -54,6 +54,10 @@ from .pool_worker import JOB_ID, OK, RAISED, REPLY, STARTED, UNPICKLABLE, worker
 
 __all__ = ["ProcessPool", "PoolKilledError"]
 
+# A job whose workers die this many times before it even starts fails with
+# WorkerCrashedError instead of being handed to yet another worker.
+MAX_DEATHS_BEFORE_START = 3
+
 # Seconds between liveness checks of busy workers: a dead worker is noticed
 # within this long even when its socket stays open.
 POLL_SECONDS = 0.1
@@ -149,6 +153,7 @@ class _Job:
     payload: bytes
     worker: _Worker | None = None
     started: bool = False
+    deaths: int = 0  # workers that died holding it before it started
 
 
 @dataclass(eq=False)
@@ -198,6 +203,7 @@ class ProcessPool:
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         self._thread: threading.Thread | None = None
+        self._fds_closed = False
         _ALL.add(self)
 
     # -- the callers' side -------------------------------------------------------------
@@ -312,10 +318,12 @@ class ProcessPool:
             self._thread.start()
 
     def _wake(self) -> None:
+        if self._fds_closed:
+            return  # its number may belong to another file by now
         try:
             os.write(self._wake_w, b"x")
         except (BlockingIOError, OSError):
-            pass  # already awake (pipe full), or closed at shutdown
+            pass  # already awake (pipe full)
 
     def _drop(self, job: _Job, exc: BaseException) -> None:
         if job in self._pending:
@@ -492,7 +500,22 @@ class ProcessPool:
                         else:
                             err = WorkerCrashedError(f"its worker (pid {worker.pid}) died: {describe_exit(code)}")
                         failures.append((job, err))
+                    elif job.deaths + 1 >= MAX_DEATHS_BEFORE_START and not worker.killed:
+                        # Its workers keep dying before it starts (an initializer
+                        # calling os._exit, arguments that crash on unpickling).
+                        self._jobs.pop(job.id, None)
+                        failures.append(
+                            (
+                                job,
+                                WorkerCrashedError(
+                                    f"{job.deaths + 1} workers died before the task could start; the last "
+                                    f"(pid {worker.pid}): {describe_exit(code)}. The runner's initializer or "
+                                    "the unpickling of the task's arguments kills its worker"
+                                ),
+                            )
+                        )
                     else:
+                        job.deaths += 0 if worker.killed else 1
                         job.worker = None
                         requeue.append(job)
                 worker.jobs.clear()
@@ -532,6 +555,9 @@ class ProcessPool:
         self._close_fds()
 
     def _close_fds(self) -> None:
+        if self._fds_closed:
+            return
+        self._fds_closed = True
         for fd in (self._wake_r, self._wake_w):
             try:
                 os.close(fd)

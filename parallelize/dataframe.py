@@ -359,10 +359,27 @@ class TabularResults(ABC):
 
         Raises:
             ConfigError: a ``ModelEvaluator`` that has not run yet.
-            Exception: under ``on_error="raise"``, the error that stopped the run.
+            Exception: under ``on_error="raise"``, the error that stopped the
+                run; or the input iterable's own error. Either way the rows
+                finished before it are kept on the error as ``partial_frame``.
         """
         source = self._table_source()
-        return results_frame(source.batches, source.layout, skip_failures=source.skip_failures, flatten=source.flatten)
+        kept: list[BatchResult] = []
+        try:
+            kept.extend(source.batches)
+        except Exception as exc:
+            # Never throw away a finished result: what came before the error
+            # (a task's under on_error="raise", the input iterable's own) goes
+            # with it as a frame.
+            frame = results_frame(kept, source.layout, skip_failures=source.skip_failures, flatten=source.flatten)
+            try:
+                exc.partial_frame = frame  # type: ignore[attr-defined]
+            except AttributeError:  # an exception type that takes no attributes
+                raise
+            if hasattr(exc, "add_note"):
+                exc.add_note(f"the {len(frame)} rows finished before this error are on it as .partial_frame")
+            raise
+        return results_frame(kept, source.layout, skip_failures=source.skip_failures, flatten=source.flatten)
 
     def to_files(
         self,

@@ -556,3 +556,22 @@ def test_an_initializer_that_kills_its_worker_fails_the_tasks_instead_of_looping
         out = list(runner.map(identity, range(2)))
     assert all(isinstance(v, TaskFailure) and isinstance(v.exception, WorkerCrashedError) for v in out), out
     assert "before the task could start" in str(out[0].exception)
+
+
+@pytest.mark.parametrize("backend", ["thread", "process"])
+def test_to_dataframe_keeps_the_rows_before_a_failing_input(backend: str) -> None:
+    with Parallelize(2, backend=backend, on_error="collect") as runner:
+        with pytest.raises(LookupError) as info:
+            runner.map(identity, failing_input(25)).to_dataframe()
+    frame = info.value.partial_frame  # type: ignore[attr-defined]
+    assert frame["result"].tolist() == list(range(25))
+    assert frame.index.tolist() == list(range(25))
+
+
+def test_to_files_keeps_every_row_before_a_failing_input(tmp_path: Path) -> None:
+    from parallelize import read_results
+
+    with Parallelize(2, backend="process") as runner:
+        with pytest.raises(LookupError):
+            runner.map(lambda x: {"y": x * 2}, failing_input(25)).to_files(tmp_path / "out", max_rows=10)
+    assert read_results(tmp_path / "out")["y"].tolist() == [x * 2 for x in range(25)]

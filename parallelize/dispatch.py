@@ -25,10 +25,20 @@ Faults, and what the engine does with them:
   found, which is retried up to ``retries`` times on a fresh worker and then
   fails with :class:`~parallelize.errors.WorkerCrashedError`. Innocent tasks
   lost alongside it are rerun, never failed.
-- a task outlives ``timeout``: interrupted inside its process worker by SIGALRM;
-  if that does not work (stuck in native code) the parent kills the workers and
-  reruns the other batches; on threads, the parent stops waiting and abandons
-  the thread (it cannot be killed).
+- a task outlives ``timeout`` (counted from the moment its worker starts it,
+  which the backend reports by marking the future running): interrupted
+  inside its process worker by SIGALRM; if that does not work (stuck in native
+  code) the parent asks the backend to kill the one worker running it
+  (:meth:`~parallelize.backends.base.Backend.kill`), touching no other task;
+  on threads, the parent abandons the thread and the backend replaces it.
+- a batch's worker was stopped on purpose by someone else on the same backend
+  (:class:`~parallelize.errors.TaskLostError`): it is run again, at no cost.
+- the input iterable raises: the items read before it are run and delivered,
+  then its error is raised with the position.
+
+Another thread can stop a dispatch as Ctrl-C would through a :class:`Control`
+(a background run whose waiting caller got the Ctrl-C), and ``runner.submit``
+feeds calls into a long-lived dispatch through a :class:`Feed`.
 """
 
 from __future__ import annotations

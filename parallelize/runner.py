@@ -5,7 +5,8 @@ point to the same engine (:mod:`parallelize.dispatch`):
 
 - ``run(func, **kw)``: the original API, ``func`` once per worker, in the background;
 - ``map`` / ``starmap``: a lazy stream over any iterable or parameter space;
-- ``submit``: one call, one :class:`concurrent.futures.Future`.
+- ``submit``: one call, one :class:`concurrent.futures.Future`, through the same
+  engine (:mod:`parallelize.submitter`), so every option applies to it too.
 
 The runner never asks which backend it holds.
 """

@@ -4,7 +4,7 @@
 name      runs tasks on
 ========  ==============================================================
 thread    a thread pool in this process (default; good for I/O and GIL-free code)
-process   loky's reusable process pool, with cloudpickle (CPU-bound Python)
+process   worker processes this runner owns, with cloudpickle (CPU-bound Python)
 serial    the calling thread, one at a time (debugging, profiling)
 dask      a Dask distributed cluster (``pip install "parallelize[dask]"``)
 ========  ==============================================================

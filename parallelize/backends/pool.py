@@ -235,11 +235,6 @@ class ProcessPool:
         self._wake()
         return future
 
-    def running_jobs(self) -> int:
-        """Jobs started in a worker and not finished yet."""
-        with self._lock:
-            return sum(1 for j in self._jobs.values() if j.started)
-
     def worker_pids(self) -> list[int]:
         """Process ids of the live workers."""
         with self._lock:

@@ -254,7 +254,7 @@ def _batch_error(exc: BaseException, items: list[Any], first: int) -> BaseExcept
     """Translate an error that lost a whole batch into one of ours."""
     span = f"tasks {first}..{first + len(items) - 1}" if len(items) > 1 else f"task {first}"
     args = f" with arguments {_short_repr(items[0])}" if len(items) == 1 else ""
-    if isinstance(exc, TaskTimeoutError) or getattr(exc, "_parallelize_named", False):
+    if isinstance(exc, TaskTimeoutError):
         return exc
     if _is_crash(exc):
         text = str(exc).strip() or type(exc).__name__
@@ -272,7 +272,6 @@ def _batch_error(exc: BaseException, items: list[Any], first: int) -> BaseExcept
     else:
         return exc
     err.__cause__ = exc
-    err._parallelize_named = True  # type: ignore[attr-defined]  # translate once only
     return err
 
 

@@ -22,14 +22,13 @@ import atexit
 import os
 import pickle
 import shutil
-import sys
 import tempfile
 import threading
 import uuid
 import weakref
 from typing import Any, Callable
 
-__all__ = ["THRESHOLD_BYTES", "array_reducers", "load_array", "reduce_array", "reducer_override"]
+__all__ = ["THRESHOLD_BYTES", "load_array", "reduce_array", "reducer_override"]
 
 # Arrays smaller than this are pickled as usual: below about a megabyte,
 # writing and mapping a file costs more than copying (joblib's max_nbytes
@@ -94,23 +93,6 @@ def reduce_array(array: Any) -> tuple[Callable[..., Any], tuple[Any, ...]]:
     with _lock:
         _files[key] = (ref, path)
     return (load_array, (path,))
-
-
-_reducers: dict[type, Callable[[Any], Any]] | None = None
-
-
-def array_reducers() -> dict[type, Callable[[Any], Any]] | None:
-    """Reducers for loky's ``job_reducers``, or ``None`` while NumPy is not imported.
-
-    The same dict object is returned every time, so that loky's reusable
-    executor sees identical settings and stays warm.
-    """
-    global _reducers
-    if _reducers is None and "numpy" in sys.modules:
-        import numpy as np
-
-        _reducers = {np.ndarray: reduce_array, np.memmap: reduce_array}
-    return _reducers
 
 
 def reducer_override(obj: Any) -> Any:

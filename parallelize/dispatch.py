@@ -107,15 +107,14 @@ class Feed:
         self._items: deque[Any] = deque()
         self._closed = False
         self._engine: _Engine | None = None
-        self.count = 0  # items ever put: the next item's position
 
     def attach(self, engine: _Engine) -> None:
         with self._lock:
             self._engine = engine
         engine.done.put(_WAKE)
 
-    def put(self, item: Any) -> int:
-        """Add ``item``; returns its position in the feed.
+    def put(self, item: Any) -> None:
+        """Add ``item``.
 
         Raises:
             RunnerClosedError: the feed was closed.
@@ -123,13 +122,10 @@ class Feed:
         with self._lock:
             if self._closed:
                 raise RunnerClosedError("cannot submit after shutdown; create a new runner")
-            position = self.count
-            self.count += 1
             self._items.append(item)
             engine = self._engine
         if engine is not None:
             engine.done.put(_WAKE)
-        return position
 
     def take(self, n: int) -> tuple[list[Any], bool]:
         """Up to ``n`` waiting items, and whether the feed is closed and now empty."""

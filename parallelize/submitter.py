@@ -62,13 +62,14 @@ class Submitter:
     ) -> None:
         self._backend = backend
         self._options = options.replace(on_error="collect")
-        self._setup_token = setup_token
         self._collector = collector
         self._lock = threading.Lock()
         self._feed: Feed | None = None
         self._thread: threading.Thread | None = None
         self._handles: dict[int, tuple[Callable[..., Any], FunctionHandle]] = {}
         self._outstanding: set[Call] = set()
+        # Every call runs through run_call; only the calls differ.
+        self._spec = TaskSpec(FunctionHandle(run_call), "arg", None, setup_token)
 
     def _handle(self, func: Callable[..., Any]) -> FunctionHandle:
         cached = self._handles.get(id(func))
@@ -98,11 +99,10 @@ class Submitter:
         the call right here (breakpoints and profilers see it), as it runs a map."""
         future: Future[Any] = Future()
         call = Call(self._handle(func), args, kwargs, future)
-        spec = TaskSpec(FunctionHandle(run_call), "arg", None, self._setup_token)
         progress = make_progress(self._options.progress, None)
         try:
             for result in dispatch(
-                self._backend, spec, [call], self._options, self._collector, ordered=False, progress=progress
+                self._backend, self._spec, [call], self._options, self._collector, ordered=False, progress=progress
             ):
                 self._route(result)
         except Exception as exc:  # the engine stopped (a failing initializer): the future says why
@@ -116,9 +116,10 @@ class Submitter:
         if self._feed is not None and self._thread is not None and self._thread.is_alive():
             return self._feed
         feed = Feed()
-        spec = TaskSpec(FunctionHandle(run_call), "arg", None, self._setup_token)
         progress = make_progress(self._options.progress, None)
-        batches = dispatch(self._backend, spec, feed, self._options, self._collector, ordered=False, progress=progress)
+        batches = dispatch(
+            self._backend, self._spec, feed, self._options, self._collector, ordered=False, progress=progress
+        )
         thread = threading.Thread(
             target=self._drive, args=(feed, batches, progress), name="parallelize-submit", daemon=True
         )

@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from .batchify import Batchify
     from .checkpoint import Checkpoint
     from .decorator import ParallelFunction, parallel
+    from .engine.execution import Execution
+    from .engine.stream import ResultStream
     from .errors import (
         BackendUnavailableError,
         CheckpointError,
@@ -28,20 +30,18 @@ if TYPE_CHECKING:
         WorkerCrashedError,
         WorkerInitError,
     )
-    from .execution import Execution
-    from .memory import MemoryReport, reduce_mem_usage
     from .model_evaluator import ModelEvaluator
     from .mplock import MpLockReport, is_completed, mp_lock, mp_lock_values
     from .options import RunOptions
+    from .results.memory import MemoryReport, reduce_mem_usage
+    from .results.writer import WriteSummary, read_results
     from .runner import Parallelize
     from .space import Params, ParamSpace, Space, params_hash, zip_spaces
     from .statistics import DurationSummary, Statistics, WorkerStatistics
-    from .stream import ResultStream
-    from .task import TaskFailure, WorkerContext, worker_context
-    from .writer import WriteSummary, read_results
+    from .worker.task import TaskFailure, WorkerContext, worker_context
 
 # Names are imported on first use (PEP 562): a worker process imports
-# `parallelize.task` and so this package, and must not pay for the runner,
+# `parallelize.worker.task` and so this package, and must not pay for the runner,
 # spaces, checkpoints and writers it never uses (about 50 ms per worker).
 _LAZY: dict[str, str] = {
     "Batchify": "batchify",
@@ -61,9 +61,9 @@ _LAZY: dict[str, str] = {
     "TaskTimeoutError": "errors",
     "WorkerCrashedError": "errors",
     "WorkerInitError": "errors",
-    "Execution": "execution",
-    "MemoryReport": "memory",
-    "reduce_mem_usage": "memory",
+    "Execution": "engine.execution",
+    "MemoryReport": "results.memory",
+    "reduce_mem_usage": "results.memory",
     "ModelEvaluator": "model_evaluator",
     "MpLockReport": "mplock",
     "is_completed": "mplock",
@@ -79,12 +79,12 @@ _LAZY: dict[str, str] = {
     "DurationSummary": "statistics",
     "Statistics": "statistics",
     "WorkerStatistics": "statistics",
-    "ResultStream": "stream",
-    "TaskFailure": "task",
-    "WorkerContext": "task",
-    "worker_context": "task",
-    "WriteSummary": "writer",
-    "read_results": "writer",
+    "ResultStream": "engine.stream",
+    "TaskFailure": "worker.task",
+    "WorkerContext": "worker.task",
+    "worker_context": "worker.task",
+    "WriteSummary": "results.writer",
+    "read_results": "results.writer",
 }
 
 

@@ -55,10 +55,11 @@ from types import ModuleType
 from typing import Any, Callable, NoReturn, Sequence
 
 from .backends import available_backends
-from .errors import BackendUnavailableError, ConfigError, ResumeMismatchError, check_choice
+from .errors import BackendUnavailableError, ConfigError, ResumeMismatchError
 from .options import ON_ERROR
-from .rows import PASS_AS, RowCall
-from .writer import FORMATS
+from .results.rows import PASS_AS, RowCall
+from .results.writer import FORMATS
+from .validate import check_choice
 
 __all__ = ["load_config", "main"]
 
@@ -265,10 +266,10 @@ def _sweep(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from .checkpoint import Checkpoint
-    from .dataframe import FrameLayout
+    from .results.frame import FrameLayout
+    from .results.writer import write_results
     from .runner import Parallelize
     from .space import ParamSpace
-    from .writer import write_results
 
     config = load_config(args.config)
     mode = args.mode or getattr(config, "MODE", "combinatorial")

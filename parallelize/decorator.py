@@ -19,10 +19,10 @@ import functools
 import threading
 from typing import Any, Callable, Generic, Iterable, ParamSpec, TypeVar, overload
 
+from .engine.stream import ResultStream
 from .errors import ConfigError
 from .runner import Parallelize
 from .statistics import Statistics
-from .stream import ResultStream
 
 __all__ = ["ParallelFunction", "parallel"]
 

@@ -26,7 +26,6 @@ naming the task's arguments.
 from __future__ import annotations
 
 from concurrent.futures import BrokenExecutor
-from typing import Any, Iterable
 
 __all__ = [
     "ParallelizeError",
@@ -42,7 +41,6 @@ __all__ = [
     "SchedulerUnreachableError",
     "WorkerInitError",
     "TaskExitError",
-    "check_choice",
 ]
 
 
@@ -127,20 +125,3 @@ class WorkerInitError(ParallelizeError, RuntimeError):
     Always stops the run, whatever the error policy: every task would fail the
     same way. The initializer's own exception is the ``__cause__``.
     """
-
-
-def check_choice(name: str, value: Any, allowed: Iterable[Any]) -> None:
-    """Raise :class:`ConfigError` unless ``value`` is one of ``allowed``.
-
-    Args:
-        name: the option's name, used in the message.
-        value: the value given.
-        allowed: the values accepted.
-
-    Raises:
-        ConfigError: naming the bad value and the sorted allowed set.
-    """
-    allowed = list(allowed)
-    if value not in allowed:
-        shown = sorted(allowed, key=repr)
-        raise ConfigError(f"unknown {name} {value!r}; expected one of {shown}")

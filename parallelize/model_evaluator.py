@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterator
 
-from .dataframe import TableSource, TabularResults
+from .engine.execution import Execution
 from .errors import ConfigError
-from .execution import Execution
+from .results.frame import TableSource, TabularResults
 from .runner import Parallelize
 from .statistics import Statistics
 
@@ -54,7 +54,7 @@ class ModelEvaluator(TabularResults):
             so no grid parameter can be named ``options`` or ``checkpoint``.
 
         Returns:
-            The running :class:`~parallelize.execution.Execution`.
+            The running :class:`~parallelize.engine.execution.Execution`.
 
         Raises:
             ConfigError: no function, the function given twice, or no parameters.

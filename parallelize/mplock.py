@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from .checkpoint import STORED_WORKER, Checkpoint, ResumeRun
+from .checkpoint.resume import STORED_WORKER, Checkpoint, ResumeRun
 from .errors import ConfigError
 from .runner import Parallelize
-from .task import TaskFailure, worker_context
+from .worker.task import TaskFailure, worker_context
 
 __all__ = ["MpLockReport", "is_completed", "mp_lock", "mp_lock_values"]
 

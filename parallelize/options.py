@@ -12,7 +12,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ConfigError, check_choice
+from .errors import ConfigError
+from .validate import check_choice
 
 __all__ = ["ON_ERROR", "RunOptions", "default_workers"]
 

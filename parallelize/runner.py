@@ -1,12 +1,12 @@
 """The runner: ``Parallelize``, the one object users hold.
 
 It owns a backend (threads, processes, serial, Dask...) and hands every entry
-point to the same engine (:mod:`parallelize.dispatch`):
+point to the same engine (:mod:`parallelize.engine.dispatch`):
 
 - ``run(func, **kw)``: the original API, ``func`` once per worker, in the background;
 - ``map`` / ``starmap``: a lazy stream over any iterable or parameter space;
 - ``submit``: one call, one :class:`concurrent.futures.Future`, through the same
-  engine (:mod:`parallelize.submitter`), so every option applies to it too.
+  engine (:mod:`parallelize.engine.submitter`), so every option applies to it too.
 
 The runner never asks which backend it holds.
 """
@@ -19,16 +19,16 @@ from typing import Any, Callable, Iterable
 
 from .backends import make_backend
 from .backends.base import Backend
-from .dataframe import FrameLayout
-from .dispatch import Control, TaskSpec, dispatch
+from .engine.dispatch import Control, TaskSpec, dispatch
+from .engine.execution import Execution
+from .engine.progress import make_progress
+from .engine.stream import ResultStream
 from .errors import ConfigError, RunnerClosedError
-from .execution import Execution
 from .options import RunOptions, default_workers
-from .progress import make_progress
-from .result_queue import QueueCall, wants_queue
+from .results.frame import FrameLayout
 from .statistics import Statistics, StatisticsCollector
-from .stream import ResultStream
-from .task import FunctionHandle, WorkerSetup
+from .worker.result_queue import QueueCall, wants_queue
+from .worker.task import FunctionHandle, WorkerSetup
 
 __all__ = ["Parallelize"]
 
@@ -226,7 +226,7 @@ class Parallelize:
             **kwargs: keyword arguments passed to every call.
 
         Returns:
-            The running :class:`~parallelize.execution.Execution`.
+            The running :class:`~parallelize.engine.execution.Execution`.
         """
         _check_callable(func)
         queued = wants_queue(func) and "queue" not in kwargs
@@ -289,7 +289,7 @@ class Parallelize:
                 ``retry_on``, ``backoff``, ``progress``, ``chunksize``.
 
         Returns:
-            A :class:`~parallelize.stream.ResultStream` of the results.
+            A :class:`~parallelize.engine.stream.ResultStream` of the results.
 
         Raises:
             ResumeMismatchError: ``checkpoint`` holds results for other inputs.
@@ -316,7 +316,7 @@ class Parallelize:
 
         Rows are produced one at a time as workers need them (``iterrows`` or
         ``itertuples``), never copied per task beyond the row itself. The
-        stream's :meth:`~parallelize.stream.ResultStream.to_dataframe` is indexed
+        stream's :meth:`~parallelize.engine.stream.ResultStream.to_dataframe` is indexed
         by the input frame's own index labels (and names), so
         ``frame.join(stream.to_dataframe())`` lines results up with their rows.
 
@@ -333,13 +333,13 @@ class Parallelize:
             **overrides: per-call options as for :meth:`map`.
 
         Returns:
-            A :class:`~parallelize.stream.ResultStream` of the results.
+            A :class:`~parallelize.engine.stream.ResultStream` of the results.
 
         Raises:
             ConfigError: ``frame`` is not a DataFrame, an unknown ``pass_as``, or
                 (for ``"kwargs"``) column names that are not unique strings.
         """
-        from .rows import row_tasks
+        from .results.rows import row_tasks
 
         target, rows, layout = row_tasks(func, frame, pass_as)
         return self.run_batches(target, rows, call="arg", ordered=ordered, layout=layout, **overrides)
@@ -365,14 +365,14 @@ class Parallelize:
             call: ``"arg"``, ``"star"`` or ``"kwargs"``.
             ordered: batches in input order.
             fixed: keyword arguments added to every call.
-            background: return a running :class:`~parallelize.execution.Execution`
-                instead of a lazy :class:`~parallelize.stream.ResultStream`.
+            background: return a running :class:`~parallelize.engine.execution.Execution`
+                instead of a lazy :class:`~parallelize.engine.stream.ResultStream`.
             checkpoint: a folder to record finished tasks in and resume from, as for :meth:`map`.
             layout: how inputs become DataFrame columns (default: from ``call``).
             **overrides: per-call options as for :meth:`map`.
         """
         if checkpoint is not None:
-            from .checkpoint import resume
+            from .checkpoint.resume import resume
 
             resumed = resume(
                 self,
@@ -427,7 +427,7 @@ class Parallelize:
         _check_callable(func)
         self._check_open()
         if self._submitter is None:
-            from .submitter import Submitter
+            from .engine.submitter import Submitter
 
             self._submitter = Submitter(self._backend, self.options, self._setup_token, self._submit_collector)
         self._last_collector = self._submit_collector

@@ -47,8 +47,9 @@ from typing import Any, NoReturn
 
 from .distributions import Draw as _Draw
 from .distributions import is_distribution
-from .errors import ConfigError, check_choice
+from .errors import ConfigError
 from .hashing import params_hash
+from .validate import check_choice
 
 __all__ = [
     "ParamSpace",

@@ -32,9 +32,9 @@ from parallelize import (
     TaskFailure,
     worker_context,
 )
-from parallelize.batching import MAX_BATCH
-from parallelize.dispatch import window_for
-from parallelize.task import RemoteTraceback
+from parallelize.engine.batching import MAX_BATCH
+from parallelize.engine.dispatch import window_for
+from parallelize.worker.task import RemoteTraceback
 
 # Longest a gated task or a test waits for a flag before giving up: a guard
 # against hanging, never a speed requirement.

@@ -40,15 +40,8 @@ from parallelize import (
     TaskFailure,
     parallel,
 )
-from parallelize.checkpoint import (
-    _RECORD_HEADER,
-    _RECORD_MAGIC,
-    _SEGMENT_MAGIC,
-    MANIFEST,
-    STORED_WORKER,
-    _frame,
-    input_hash,
-)
+from parallelize.checkpoint import MANIFEST, STORED_WORKER, input_hash
+from parallelize.checkpoint.journal import _RECORD_HEADER, _RECORD_MAGIC, _SEGMENT_MAGIC, _frame
 
 # Longest a test waits for a subprocess or a journal to reach a state: a guard
 # against hanging, never a speed requirement.
@@ -708,7 +701,7 @@ def test_a_foreign_journal_file_is_an_error_but_a_zero_filled_one_is_a_crash(tmp
 
 def test_results_too_deep_or_too_big_for_json_are_pickled_not_lost(tmp_path: Path) -> None:
     """What the reader refuses, the writer never writes: such results take the pickle route."""
-    from parallelize.checkpoint import _MAX_NESTING
+    from parallelize.checkpoint.codec import _MAX_NESTING
 
     deep: Any = 0
     for _ in range(_MAX_NESTING):  # one level too many
@@ -738,7 +731,7 @@ def test_results_too_deep_or_too_big_for_json_are_pickled_not_lost(tmp_path: Pat
 )
 def test_encoder_and_decoder_allow_exactly_the_same_nesting(make: Callable[[Any], Any]) -> None:
     """The deepest value the encoder writes decodes; one level more, it is pickled and refused."""
-    from parallelize.checkpoint import _MAX_NESTING, _decode, _encode, _NotPlain
+    from parallelize.checkpoint.codec import _MAX_NESTING, _NotPlain, decode, encode
 
     def through_json(doc: Any) -> Any:
         return json.loads(json.dumps(doc, allow_nan=False))
@@ -748,18 +741,18 @@ def test_encoder_and_decoder_allow_exactly_the_same_nesting(make: Callable[[Any]
     while True:
         deeper = make(value)
         try:
-            _encode(deeper)
+            encode(deeper)
         except _NotPlain:
             break
         value, depth = deeper, depth + 1
     assert depth > 30
-    assert repr(_decode(through_json(_encode(value)))) == repr(value)
+    assert repr(decode(through_json(encode(value)))) == repr(value)
     # The document the encoder would write with a little more room is one the decoder refuses.
-    extra = next(n for n in (1, 2, 3) if _room_is_enough(_encode, deeper, _MAX_NESTING + n, _NotPlain))
-    doc = through_json(_encode(deeper, _MAX_NESTING + extra))
+    extra = next(n for n in (1, 2, 3) if _room_is_enough(encode, deeper, _MAX_NESTING + n, _NotPlain))
+    doc = through_json(encode(deeper, _MAX_NESTING + extra))
     with pytest.raises(ValueError, match="nested more than 200 levels"):
-        _decode(doc)
-    assert repr(_decode(doc, _MAX_NESTING + extra)) == repr(deeper)
+        decode(doc)
+    assert repr(decode(doc, _MAX_NESTING + extra)) == repr(deeper)
 
 
 def _room_is_enough(encode: Callable[..., Any], value: Any, room: int, not_plain: type[Exception]) -> bool:

@@ -33,7 +33,7 @@ from parallelize.errors import (  # noqa: E402
     SchedulerUnreachableError,
     TaskTimeoutError,
 )
-from parallelize.task import TaskFailure, worker_context  # noqa: E402
+from parallelize.worker.task import TaskFailure, worker_context  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -22,7 +22,7 @@ from parallelize import (
     TaskTimeoutError,
     WorkerCrashedError,
 )
-from parallelize.errors import check_choice
+from parallelize.validate import check_choice
 
 
 def raises_config_error(build: Callable[[], Any], *fragments: str) -> ConfigError:

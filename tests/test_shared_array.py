@@ -7,7 +7,8 @@ import os
 
 import numpy as np
 
-from parallelize import Parallelize, shared_array, worker_context
+from parallelize import Parallelize, worker_context
+from parallelize.worker import shared_array
 
 
 def describe(a: np.ndarray) -> tuple[str, bool, float, str]:

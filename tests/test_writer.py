@@ -24,7 +24,7 @@ from parallelize import (
     WriteSummary,
     read_results,
 )
-from parallelize.writer import MANIFEST, Conversion, _atomic_write, _PartWriter, _split_by_memory
+from parallelize.results.writer import MANIFEST, Conversion, _atomic_write, _PartWriter, _split_by_memory
 
 BACKENDS = ["thread", "process"]
 FORMATS = ["parquet", "csv"]
@@ -495,7 +495,7 @@ def test_map_rows_labels_of_mixed_types_are_kept(fmt: str, tmp_path: Path) -> No
 
 
 def test_a_disk_error_names_the_folder_and_the_part(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import parallelize.writer as writer_module
+    import parallelize.results.writer as writer_module
 
     real_write = writer_module._atomic_write
 

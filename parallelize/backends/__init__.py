@@ -15,7 +15,8 @@ from __future__ import annotations
 import importlib
 from typing import Any, Callable
 
-from ..errors import ConfigError, check_choice
+from ..errors import ConfigError
+from ..validate import check_choice
 from .base import Backend
 
 __all__ = ["Backend", "available_backends", "get_backend_class", "register_backend"]

@@ -136,9 +136,9 @@ def describe_exit(code: int | None) -> str:
 def _encode(job_id: int, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
     """A job message: its id, then ``(fn, args, kwargs)`` pickled with cloudpickle.
 
-    Large NumPy arrays go by memory-mapped file (see :mod:`parallelize.shared_array`).
+    Large NumPy arrays go by memory-mapped file (see :mod:`parallelize.worker.shared_array`).
     """
-    from ..task import _ArrayCloudPickler
+    from ..worker.task import _ArrayCloudPickler
 
     buffer = io.BytesIO()
     buffer.write(JOB_ID.pack(job_id))
@@ -462,7 +462,7 @@ class ProcessPool:
             _set(future, value)
         elif kind == RAISED:
             raised, tb = value
-            from ..task import RemoteTraceback
+            from ..worker.task import RemoteTraceback
 
             if tb and not isinstance(raised.__cause__, RemoteTraceback):
                 raised.__cause__ = RemoteTraceback(tb)

@@ -66,7 +66,7 @@ def _dumps(obj: Any) -> bytes:
 
 
 def _portable(exc: BaseException) -> BaseException:
-    from ..task import _portable as portable
+    from ..worker.task import _portable as portable
 
     return portable(exc)
 
@@ -91,7 +91,7 @@ def worker_main(conn: Any, parent_pid: int, env: dict[str, str] | None, initiali
             initializer()
         except BaseException:  # noqa: BLE001 - the initializer's own error is its jobs' business
             pass
-    from .. import task
+    from ..worker import task
 
     send = conn.send_bytes
     recv = conn.recv_bytes

@@ -8,7 +8,7 @@ from concurrent.futures import Future
 from typing import Any, Callable
 
 from ..errors import ConfigError, RunnerClosedError
-from ..task import WorkerContext, _Interrupt, restore_context, swap_context
+from ..worker.task import WorkerContext, _Interrupt, restore_context, swap_context
 from .base import Backend
 
 __all__ = ["SerialBackend"]

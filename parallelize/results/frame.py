@@ -41,8 +41,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Hashable, Iterable
 
-from .errors import check_choice
-from .task import BatchResult
+from ..validate import check_choice
+from ..worker.task import BatchResult
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import pandas as pd
@@ -347,9 +347,9 @@ class TabularResults(ABC):
         task under ``on_error="collect"``). The index is the task's input
         position, named ``task`` (for ``map_rows``: the input's labels; for a
         ``ModelEvaluator``: the point's position in the grid). See
-        :mod:`parallelize.dataframe` for the exact rules.
+        :mod:`parallelize.results.frame` for the exact rules.
 
-        An :class:`~parallelize.execution.Execution` or a ``ModelEvaluator``
+        An :class:`~parallelize.engine.execution.Execution` or a ``ModelEvaluator``
         waits for the run to end and can be asked again. A ``map`` stream is
         consumed: one already partly iterated gives only the tasks whose values
         were not yet handed out, and is exhausted afterwards.
@@ -399,7 +399,7 @@ class TabularResults(ABC):
         once the last row is written: like :meth:`to_dataframe`, it waits for
         the run of an execution or ``ModelEvaluator`` and consumes the rest of a
         stream. Read the files back with :func:`parallelize.read_results`. See
-        :func:`parallelize.writer.write_results`.
+        :func:`parallelize.results.writer.write_results`.
 
         No value stops the writing: a column a file cannot store as it is
         (``"n/a"`` among integers, dicts, sets, objects of your own classes) is
@@ -418,7 +418,7 @@ class TabularResults(ABC):
             overwrite: replace results already in ``folder`` (else an error).
 
         Returns:
-            A :class:`~parallelize.writer.WriteSummary` (files, rows, bytes, and
+            A :class:`~parallelize.results.writer.WriteSummary` (files, rows, bytes, and
             the columns stored as text or changing type between files).
 
         Raises:

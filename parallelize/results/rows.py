@@ -17,8 +17,9 @@ from collections import Counter
 from collections.abc import Hashable
 from typing import Any, Callable, Iterator
 
-from .dataframe import FrameLayout
-from .errors import ConfigError, check_choice
+from ..errors import ConfigError
+from ..validate import check_choice
+from .frame import FrameLayout
 
 __all__ = ["PASS_AS", "RowCall", "RowTasks", "row_tasks"]
 

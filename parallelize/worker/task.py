@@ -411,7 +411,7 @@ def _portable(exc: BaseException) -> BaseException:
             pickle.loads(cloudpickle.dumps(exc))
             return exc
         except Exception:
-            from .errors import PicklingError
+            from ..errors import PicklingError
 
             return PicklingError(
                 f"the task raised {type(exc).__name__}: {exc}, "
@@ -449,7 +449,7 @@ class _Alarm:
         self._previous: Any = None
 
     def _fire(self, signum: int, frame: Any) -> None:
-        from .errors import TaskTimeoutError
+        from ..errors import TaskTimeoutError
 
         raise TaskTimeoutError(
             f"the task ran longer than timeout={self.timeout} s and was interrupted; "
@@ -504,7 +504,7 @@ def run_batch(batch: Batch) -> BatchResult:
     failed_setup = getattr(_local, "setup_error", None)
     if failed_setup is not None and batch.setup_token is not None and failed_setup[0] == batch.setup_token:
         _, exc, tb = failed_setup
-        from .errors import WorkerInitError
+        from ..errors import WorkerInitError
 
         err = WorkerInitError(
             f"the runner's initializer raised {type(exc).__name__}: {exc} in worker "

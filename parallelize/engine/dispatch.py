@@ -18,7 +18,7 @@ sleeps in one blocking ``get`` (with a deadline only when tasks have timeouts).
 Faults, and what the engine does with them:
 
 - a task raises: recorded in the worker (retried there if asked), reported as a
-  :class:`~parallelize.task.TaskFailure`; the error policy decides.
+  :class:`~parallelize.worker.task.TaskFailure`; the error policy decides.
 - a batch is lost whole (its worker died, or it could not be pickled): the batch
   goes to quarantine. Quarantined batches run alone, so a further crash is
   certainly theirs; a guilty batch is halved until the single culprit task is
@@ -55,14 +55,8 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any, Iterable, Iterator, Sequence
 
-from .backends.base import Backend
-from .batching import (
-    IN_PROCESS_TARGET_SECONDS,
-    MAX_OUTSTANDING_PER_WORKER,
-    TARGET_BATCH_SECONDS,
-    BatchSizer,
-)
-from .errors import (
+from ..backends.base import Backend
+from ..errors import (
     PicklingError,
     RunnerClosedError,
     TaskExitError,
@@ -71,10 +65,16 @@ from .errors import (
     WorkerCrashedError,
     WorkerInitError,
 )
-from .options import RunOptions
-from .space import Params
-from .statistics import StatisticsCollector
-from .task import Batch, BatchResult, FunctionHandle, RemoteTraceback, TaskFailure, _short_repr, run_batch
+from ..options import RunOptions
+from ..space import Params
+from ..statistics import StatisticsCollector
+from ..worker.task import Batch, BatchResult, FunctionHandle, RemoteTraceback, TaskFailure, _short_repr, run_batch
+from .batching import (
+    IN_PROCESS_TARGET_SECONDS,
+    MAX_OUTSTANDING_PER_WORKER,
+    TARGET_BATCH_SECONDS,
+    BatchSizer,
+)
 
 __all__ = ["Control", "Feed", "TaskSpec", "dispatch", "raise_failure", "window_for"]
 
@@ -200,7 +200,7 @@ class TaskSpec:
 
     Attributes:
         func: the user's function, pickled once.
-        call: ``"arg"``, ``"star"`` or ``"kwargs"`` (see :data:`~parallelize.task.CALL_MODES`).
+        call: ``"arg"``, ``"star"`` or ``"kwargs"`` (see :data:`~parallelize.worker.task.CALL_MODES`).
         fixed: keyword arguments added to every call.
         setup_token: the token of the runner's per-worker set-up, if any.
     """

@@ -1,6 +1,6 @@
 """A lazy stream of results: what ``Parallelize.map`` returns.
 
-Iterating pulls batches from the engine (see :mod:`parallelize.dispatch`) in the
+Iterating pulls batches from the engine (see :mod:`parallelize.engine.dispatch`) in the
 caller's thread, so nothing runs ahead of the consumer by more than a bounded
 window of batches, and an infinite input is fine.
 """
@@ -11,9 +11,9 @@ import collections
 import operator
 from typing import Any, Callable, Iterator
 
-from .dataframe import TableSource, TabularResults, batch_tail
-from .statistics import Statistics, StatisticsCollector
-from .task import BatchResult
+from ..results.frame import TableSource, TabularResults, batch_tail
+from ..statistics import Statistics, StatisticsCollector
+from ..worker.task import BatchResult
 
 __all__ = ["ResultStream"]
 
@@ -30,7 +30,7 @@ class ResultStream(TabularResults, Iterator[Any]):
         progress: the progress bar to close at the end, or ``None``.
         on_close: called once when the batches end or the stream is closed, or ``None``.
         layout: how inputs become columns in :meth:`to_dataframe` (a
-            :class:`~parallelize.dataframe.FrameLayout`); default ``map`` style.
+            :class:`~parallelize.results.frame.FrameLayout`); default ``map`` style.
     """
 
     def __init__(

@@ -18,11 +18,11 @@ import functools
 import threading
 from typing import Any, Callable, Iterator
 
-from .dataframe import TableSource, TabularResults
+from ..results.frame import TableSource, TabularResults
+from ..statistics import Statistics, StatisticsCollector
+from ..worker.task import BatchResult
 from .dispatch import Control
-from .statistics import Statistics, StatisticsCollector
 from .stream import ResultStream
-from .task import BatchResult
 
 __all__ = ["Execution"]
 
@@ -44,8 +44,8 @@ class Execution(TabularResults):
         skip_failures: leave failed tasks out of ``results()``.
         progress: the progress bar to close when the run ends, or ``None``.
         on_close: called once when the run ends, or ``None``.
-        layout: as for :class:`~parallelize.stream.ResultStream`.
-        control: the engine's :class:`~parallelize.dispatch.Control`: a Ctrl-C
+        layout: as for :class:`~parallelize.engine.stream.ResultStream`.
+        control: the engine's :class:`~parallelize.engine.dispatch.Control`: a Ctrl-C
             in any thread waiting on this run stops it and kills its tasks.
     """
 

@@ -5,7 +5,7 @@
     submit(f, *args) ──> Call ──> Feed ──> dispatch (a background thread) ──> backend
           Future <── set_result / set_exception <── BatchResult, per Call <──┘
 
-Every submitted call goes through :func:`~parallelize.dispatch.dispatch`, so the
+Every submitted call goes through :func:`~parallelize.engine.dispatch.dispatch`, so the
 runner's ``timeout``, ``retries``, crash isolation, statistics and progress apply
 to it exactly as to a ``map``. Calls submitted in a row travel together in one
 batch when workers are busy, and each call's future gets its own outcome: the
@@ -19,12 +19,12 @@ import threading
 from concurrent.futures import Future
 from typing import Any, Callable
 
-from .backends.base import Backend
+from ..backends.base import Backend
+from ..options import RunOptions
+from ..statistics import StatisticsCollector
+from ..worker.task import BatchResult, Call, FunctionHandle, TaskFailure, run_call
 from .dispatch import Feed, TaskSpec, dispatch, raise_failure
-from .options import RunOptions
 from .progress import make_progress
-from .statistics import StatisticsCollector
-from .task import BatchResult, Call, FunctionHandle, TaskFailure, run_call
 
 __all__ = ["Submitter"]
 

@@ -92,11 +92,12 @@ from itertools import groupby, pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Hashable, Iterable, Literal
 
-from .dataframe import META_COLUMNS, FrameLayout, results_frame
-from .errors import BackendUnavailableError, ConfigError, check_choice
+from ..errors import BackendUnavailableError, ConfigError
+from ..validate import check_choice
+from ..worker.task import BatchResult
+from .frame import META_COLUMNS, FrameLayout, results_frame
 from .memory import _size
 from .memory import reduce_mem_usage as _reduce_mem_usage
-from .task import BatchResult
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import pandas as pd
@@ -140,7 +141,7 @@ class Conversion:
         file: the file concerned.
         column: the column's name (an index level's name when ``index``).
         kind: ``"text"``: the file stores the column's values as text, with
-            each value's kind, and :func:`read_results` gives them back (see :mod:`parallelize.writer` for what comes back);
+            each value's kind, and :func:`read_results` gives them back (see :mod:`parallelize.results.writer` for what comes back);
             ``"type"``: the column has another type in this file than in an
             earlier one; ``"name"``: the name cannot be kept and comes back as
             its repr.
@@ -901,7 +902,7 @@ def write_results(
     """Write batch results to ``folder`` as they arrive, ``max_rows`` rows per file.
 
     What ``to_files`` on a stream, an execution or a ``ModelEvaluator`` calls.
-    Rows are those of :func:`~parallelize.dataframe.results_frame`, written in
+    Rows are those of :func:`~parallelize.results.frame.results_frame`, written in
     the order the batches arrive. Options are checked (and pyarrow looked for)
     before the first batch is pulled, so a mistake costs no work.
 
@@ -911,7 +912,7 @@ def write_results(
     needs to give the values back, and reported in
     :attr:`WriteSummary.conversions`; so is a column changing type from one
     file to the next. Column names need not be strings (see
-    :mod:`parallelize.writer`).
+    :mod:`parallelize.results.writer`).
 
     Args:
         batches: batch results with their ``items`` attached.
@@ -927,7 +928,7 @@ def write_results(
             (Parquet compresses; CSV text of numbers can be larger).
         format: ``"parquet"`` (default) or ``"csv"``.
         reduce_mem_usage: downcast each file's numeric columns first, keeping
-            every value (see :func:`~parallelize.memory.reduce_mem_usage`);
+            every value (see :func:`~parallelize.results.memory.reduce_mem_usage`);
             dtypes may then differ between files.
         overwrite: delete the ``part-*`` files and manifest already in
             ``folder`` first; otherwise such a folder is an error.

@@ -1,0 +1,439 @@
+"""Resume: the missing items to the engine, recorded and stored results merged in input order.
+
+See the package docstring (:mod:`parallelize.checkpoint`) for the data flow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import pickle
+from array import array
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import chain
+from typing import Any, Callable, Iterable, Iterator
+
+from ..errors import CheckpointError, ConfigError, ResumeMismatchError
+from ..statistics import Statistics, StatisticsCollector
+from ..worker.task import BatchResult, TaskFailure
+from .codec import decode, encode_result, input_hash, unb64
+from .journal import Checkpoint, Entry, JournalWriter, damaged_error, mismatch_error
+
+# Stored results at the start of the input are handed out in runs of this many,
+# so a long finished prefix never sits in memory twice.
+_PREFIX_RUN = 1024
+#: The ``worker`` of batch results read back from a checkpoint rather than computed.
+STORED_WORKER = "checkpoint"
+
+
+# --------------------------------------------------------------------------- resume
+
+
+@dataclass(slots=True)
+class _Slot:
+    """One position on its way out: the input, the value (or failure), its origin."""
+
+    pos: int
+    item: Any
+    value: Any
+    failed: bool = False
+    duration: float = math.nan
+    worker: str = STORED_WORKER
+
+
+def _runs(slots: list[_Slot], elapsed: float = 0.0) -> Iterator[BatchResult]:
+    """Group slots into BatchResults of consecutive positions from one origin."""
+    i = 0
+    while i < len(slots):
+        j = i + 1
+        while j < len(slots) and slots[j].pos == slots[j - 1].pos + 1 and slots[j].worker == slots[i].worker:
+            j += 1
+        part = slots[i:j]
+        yield BatchResult(
+            first=part[0].pos,
+            values=[s.value for s in part],
+            durations=array("d", [s.duration for s in part]),
+            failures=[k for k, s in enumerate(part) if s.failed],
+            worker=part[0].worker,
+            elapsed=elapsed if i == 0 else 0.0,
+            items=[s.item for s in part],
+        )
+        i = j
+
+
+class _Statistics:
+    """Statistics of the computed part of a resumed run (stored tasks are not counted)."""
+
+    def __init__(self) -> None:
+        self.stream: Any = None
+        self.empty = StatisticsCollector(0)
+        self.empty.close()
+
+    def snapshot(self) -> Statistics:
+        if self.stream is not None:
+            return self.stream.statistics()
+        return self.empty.snapshot()
+
+
+class _Missing:
+    """The items still to compute, as an iterable the runner can take a length of."""
+
+    def __init__(self, feed: Iterator[Any], count: int | None) -> None:
+        self._feed = feed
+        self._count = count
+
+    def __len__(self) -> int:
+        if self._count is None:
+            raise TypeError("unknown number of missing items")
+        return self._count
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._feed
+
+
+class ResumeRun:
+    """One resumed run over a checkpoint: opened and checked at once, run lazily.
+
+    Args:
+        runner: the :class:`~parallelize.Parallelize` runner computing missing items.
+        func: the function.
+        iterable: all inputs, in order.
+        call: ``"arg"``, ``"star"`` or ``"kwargs"``.
+        ordered: yield in input order (else stored results first, then as completed).
+        checkpoint: the folder or :class:`Checkpoint`.
+        overrides: per-call options for the runner.
+        fixed: keyword arguments added to every call.
+        store_values: record results (False records only that a task finished).
+        commit: called with ``(positions, items, values)`` of a batch's successful
+            tasks after they are computed and before they are recorded; if it raises,
+            the batch is not recorded.
+
+    Raises:
+        ConfigError: a bad folder or option.
+        CheckpointError: a file of the folder is damaged or crafted, or it holds
+            pickled results and ``allow_pickle`` is False.
+        ResumeMismatchError: a sized input differs from the recorded inputs.
+    """
+
+    def __init__(
+        self,
+        runner: Any,
+        func: Callable[..., Any],
+        iterable: Iterable[Any],
+        *,
+        call: str,
+        ordered: bool,
+        checkpoint: Any,
+        overrides: dict[str, Any] | None = None,
+        fixed: dict[str, Any] | None = None,
+        store_values: bool = True,
+        commit: Callable[[list[int], list[Any], list[Any]], None] | None = None,
+    ) -> None:
+        if not callable(func):
+            raise ConfigError(f"func must be callable (a function, method or object with __call__), got {func!r}")
+        self.checkpoint = Checkpoint.of(checkpoint)
+        self._runner = runner
+        self._func = func
+        self._iterable = iterable
+        self._call = call
+        self._ordered = ordered
+        self._overrides = dict(overrides or {})
+        options = runner._options(dict(self._overrides))  # validates now, not at the first result
+        self.skip_failures = options.on_error == "skip"
+        self._fixed = fixed
+        self._store = store_values
+        self._commit = commit
+        self.statistics = _Statistics()
+        manifest, self._entries, self.ignored_records = self.checkpoint._load()
+        folder = self.checkpoint.folder
+        if manifest is not None and manifest.get("call") != call:
+            raise ResumeMismatchError(
+                f"checkpoint {str(folder)!r} was written by a run calling func with call mode "
+                f"{manifest.get('call')!r}; this run uses {call!r} (map: 'arg', starmap: 'star', "
+                "parameter spaces: 'kwargs'). Use a new folder"
+            )
+        pickled = [e for e in self._entries.values() if e.kind == "p"]
+        if pickled and not self.checkpoint.allow_pickle:
+            raise CheckpointError(
+                f"checkpoint {str(folder)!r} holds {len(pickled)} pickled result(s) (the first in journal "
+                f"{pickled[0].source}); loading a pickle can run arbitrary code, so it is refused by default. "
+                "If you wrote this folder yourself, pass checkpoint=Checkpoint(folder, allow_pickle=True); "
+                "otherwise delete the folder to start over"
+            )
+        self._check_stored()
+        self._verified = False
+        self.missing: int | None = None
+        self._prescan()
+        self._meta: dict[int, tuple[int, str]] = {}
+        self._stored_seen: deque[_Slot] = deque()
+
+    def _usable(self, entry: Entry | None) -> bool:
+        return entry is not None and (entry.kind != "-" or not self._store)
+
+    def _prescan(self) -> None:
+        """Check the recorded positions of an indexable input before anything runs."""
+        from ..space import Space
+
+        data = self._iterable
+        if isinstance(data, Space):
+            if not data.is_finite:
+                return
+        elif not isinstance(data, (Sequence, range)) or isinstance(data, (str, bytes)):
+            return
+        n = len(data)
+        found = [(pos, data[pos]) for pos in sorted(self._entries) if pos < n]
+        bad = [(pos, item) for pos, item in found if input_hash(item) != self._entries[pos].hash]
+        if bad:
+            raise mismatch_error(self.checkpoint.folder, self._entries, bad, None)
+        self._verified = True
+        self.missing = n - sum(1 for pos, _ in found if self._usable(self._entries[pos]))
+
+    def _check(self, pos: int, item: Any, entry: Entry, rest: Iterator[tuple[int, Any]]) -> None:
+        if not self._verified and input_hash(item) != entry.hash:
+            raise mismatch_error(self.checkpoint.folder, self._entries, [(pos, item)], rest)
+
+    def _feed(self, it: Iterator[tuple[int, Any]]) -> Iterator[Any]:
+        """The missing items, for the runner; stored ones are set aside for the merge."""
+        index = 0
+        for pos, item in it:
+            entry = self._entries.get(pos)
+            if entry is not None:
+                self._check(pos, item, entry, it)
+                if self._usable(entry):
+                    self._stored_seen.append(self._stored_slot(pos, item, entry))
+                    continue
+            self._meta[index] = (pos, input_hash(item))
+            index += 1
+            yield item
+
+    def _stored_batch(self, first: int, items: list[Any], entries: list[Entry]) -> BatchResult:
+        """Consecutive stored results from ``first`` on, as one BatchResult."""
+        return BatchResult(
+            first=first,
+            values=[self._value(first + k, e) for k, e in enumerate(entries)],
+            durations=array("d", [math.nan]) * len(entries),
+            failures=[],
+            worker=STORED_WORKER,
+            elapsed=0.0,
+            items=items,
+        )
+
+    def _stored_slot(self, pos: int, item: Any, entry: Entry) -> _Slot:
+        return _Slot(pos, item, entry)  # unpickled (if a pickle) when handed out
+
+    def _decoded(self, slots: list[_Slot]) -> list[_Slot]:
+        for s in slots:
+            if isinstance(s.value, Entry):
+                s.value = self._value(s.pos, s.value)
+        return slots
+
+    def _check_stored(self) -> None:
+        """Decode every stored JSON result (and a pickle's base64) now, before anything runs.
+
+        A damaged or crafted result raises here rather than after work was done;
+        decoded values replace their JSON, so they are not held twice.
+        """
+        for pos, entry in self._entries.items():
+            if entry.kind == "j":
+                self._entries[pos] = entry._replace(kind="v", payload=self._value(pos, entry))
+            elif entry.kind == "p" and type(entry.payload) is str:
+                try:
+                    self._entries[pos] = entry._replace(payload=unb64(entry.payload))
+                except ValueError as exc:
+                    raise self._damaged_result(pos, entry, exc) from None
+
+    def _damaged_result(self, pos: int, entry: Entry, exc: BaseException) -> CheckpointError:
+        return damaged_error(
+            entry.source, self.checkpoint.folder, f"the stored result of task {pos} cannot be read ({exc})"
+        )
+
+    def _value(self, pos: int, entry: Entry) -> Any:
+        if entry.kind == "v":
+            return entry.payload
+        if entry.kind == "-":
+            return None
+        if entry.kind == "j":
+            try:
+                return decode(entry.payload)
+            except Exception as exc:  # whatever a crafted document trips, it is damage
+                raise self._damaged_result(pos, entry, exc) from None
+        # Only pickles are left. __init__ refuses them without allow_pickle; checked
+        # again here, since this is the one line of the module that can run code.
+        if entry.kind != "p" or not self.checkpoint.allow_pickle or type(entry.payload) is not bytes:
+            raise self._damaged_result(pos, entry, ValueError(f"kind {entry.kind!r} may not be loaded"))
+        try:
+            return pickle.loads(entry.payload)
+        except Exception as exc:
+            raise CheckpointError(
+                f"the pickled result of task {pos} in checkpoint journal {entry.source} cannot be loaded "
+                f"({type(exc).__name__}: {exc}); delete the folder {str(self.checkpoint.folder)!r} to "
+                "recompute everything"
+            ) from exc
+
+    def _record(self, journal: JournalWriter, result: BatchResult) -> list[_Slot]:
+        """Map a computed batch back to input positions, commit and record its successes."""
+        failed = set(result.failures)
+        items = result.items if result.items is not None else [None] * len(result.values)
+        slots: list[_Slot] = []
+        rows: list[list[Any]] = []
+        done: tuple[list[int], list[Any], list[Any]] = ([], [], [])
+        for j, value in enumerate(result.values):
+            pos, h = self._meta.pop(result.first + j)
+            duration = result.durations[j] if j < len(result.durations) else math.nan
+            if j in failed:
+                if isinstance(value, TaskFailure):
+                    value = dataclasses.replace(value, index=pos)
+                slots.append(_Slot(pos, items[j], value, True, duration, result.worker))
+                continue
+            slots.append(_Slot(pos, items[j], value, False, duration, result.worker))
+            if self._store:
+                kind, payload = encode_result(value, pos)
+            else:
+                kind, payload = "-", None
+            rows.append([pos, h, kind, payload])
+            done[0].append(pos)
+            done[1].append(items[j])
+            done[2].append(value)
+        for j in range(len(result.values), len(items)):  # tasks a stopped batch never ran
+            self._meta.pop(result.first + j, None)
+        if rows:
+            if self._commit is not None:
+                self._commit(*done)
+            journal.append(rows)
+        return slots
+
+    def _drain(self, before: int | None) -> list[_Slot]:
+        out: list[_Slot] = []
+        seen = self._stored_seen
+        while seen and (before is None or seen[0].pos < before):
+            out.append(seen.popleft())
+        return self._decoded(out)
+
+    def batches(self) -> Iterator[BatchResult]:
+        """Run what is missing; yield stored and new results as BatchResults.
+
+        Batch ``first`` and ``items`` refer to positions of the whole input.
+
+        Raises:
+            ResumeMismatchError: an input from a generator differs from the recorded one.
+        """
+        journal = JournalWriter(self.checkpoint.folder, self._call)
+        stream: Any = None
+        # runner.statistics() describes the latest run, even one that computes nothing.
+        self._runner._last_collector = self.statistics.empty
+        try:
+            # The finished prefix of the input goes out directly, in runs.
+            it: Iterator[tuple[int, Any]] | None = enumerate(self._iterable)
+            assert it is not None
+            first = 0
+            items: list[Any] = []
+            stored: list[Entry] = []
+            for pos, item in it:
+                entry = self._entries.get(pos)
+                if entry is not None:
+                    self._check(pos, item, entry, it)
+                if entry is None or not self._usable(entry):
+                    it = chain([(pos, item)], it)
+                    break
+                items.append(item)
+                stored.append(entry)
+                if len(items) >= _PREFIX_RUN:
+                    yield self._stored_batch(first, items, stored)
+                    first, items, stored = pos + 1, [], []
+            else:
+                it = None
+            if items:
+                yield self._stored_batch(first, items, stored)
+            if it is None:  # everything was stored: no worker is started
+                return
+            stream = self._runner.run_batches(
+                self._func,
+                _Missing(self._feed(it), self.missing),
+                call=self._call,
+                ordered=self._ordered,
+                fixed=self._fixed,
+                **self._overrides,
+            )
+            self.statistics.stream = stream
+            computed = stream.batches()
+            try:
+                for result in computed:
+                    slots = self._record(journal, result)
+                    if not self._ordered:
+                        yield from _runs(self._drain(None))
+                        yield from _runs(slots, result.elapsed)
+                        continue
+                    merged: list[_Slot] = []
+                    for slot in slots:
+                        merged += self._drain(slot.pos)
+                        merged.append(slot)
+                    # Stored positions before the next missing one can go out now.
+                    nxt = next(iter(self._meta.values()), None)
+                    merged += self._drain(nxt[0] if nxt is not None else None)
+                    yield from _runs(merged, result.elapsed)
+            except KeyboardInterrupt:
+                # Ctrl-C while recording or handing out: let the engine see it
+                # too, so that it stops the running tasks instead of waiting.
+                try:
+                    computed.throw(KeyboardInterrupt())
+                except (KeyboardInterrupt, StopIteration):
+                    pass
+                raise
+            yield from _runs(self._drain(None))
+        finally:
+            journal.close()
+            if stream is not None:
+                stream.close()
+
+
+def resume(
+    runner: Any,
+    func: Callable[..., Any],
+    iterable: Iterable[Any],
+    *,
+    call: str,
+    ordered: bool,
+    overrides: dict[str, Any],
+    checkpoint: Any,
+    fixed: dict[str, Any] | None = None,
+    background: bool = False,
+) -> Any:
+    """What ``runner.map(..., checkpoint=...)`` and friends return.
+
+    Args:
+        runner: the runner.
+        func: the function.
+        iterable: the inputs.
+        call: ``"arg"``, ``"star"`` or ``"kwargs"``.
+        ordered: input order (else stored results first, then completion order).
+        overrides: per-call options.
+        checkpoint: a folder path or :class:`Checkpoint`.
+        fixed: keyword arguments added to every call.
+        background: return a running :class:`~parallelize.engine.execution.Execution`.
+
+    Returns:
+        A :class:`~parallelize.engine.stream.ResultStream`, or an
+        :class:`~parallelize.engine.execution.Execution` when ``background``.
+
+    Raises:
+        ConfigError: a bad folder or option.
+        CheckpointError: a file of the folder is damaged or crafted, or it holds
+            pickled results and ``allow_pickle`` is False.
+        ResumeMismatchError: a list, range or space differs from the recorded inputs.
+    """
+    from ..engine.execution import Execution
+    from ..engine.stream import ResultStream
+
+    run = ResumeRun(
+        runner, func, iterable, call=call, ordered=ordered, checkpoint=checkpoint, overrides=overrides, fixed=fixed
+    )
+    if background:
+        return Execution(run.batches(), run.statistics, skip_failures=run.skip_failures)  # type: ignore[arg-type]
+    extra: dict[str, Any] = {}
+    if call != "arg":  # what to_dataframe() makes of the inputs, as for a run without checkpoint
+        from ..results.frame import FrameLayout
+
+        extra["layout"] = FrameLayout(inputs=call)
+    return ResultStream(run.batches(), run.statistics, skip_failures=run.skip_failures, **extra)  # type: ignore[arg-type]

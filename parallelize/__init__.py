@@ -38,10 +38,11 @@ if TYPE_CHECKING:
     from .runner import Parallelize
     from .space import Params, ParamSpace, Space, params_hash, zip_spaces
     from .statistics import DurationSummary, Statistics, WorkerStatistics
-    from .worker.task import TaskFailure, WorkerContext, worker_context
+    from .worker.context import WorkerContext, worker_context
+    from .worker.failure import TaskFailure
 
 # Names are imported on first use (PEP 562): a worker process imports
-# `parallelize.worker.task` and so this package, and must not pay for the runner,
+# `parallelize.worker.batch` and so this package, and must not pay for the runner,
 # spaces, checkpoints and writers it never uses (about 50 ms per worker).
 _LAZY: dict[str, str] = {
     "Batchify": "batchify",
@@ -80,9 +81,9 @@ _LAZY: dict[str, str] = {
     "Statistics": "statistics",
     "WorkerStatistics": "statistics",
     "ResultStream": "engine.stream",
-    "TaskFailure": "worker.task",
-    "WorkerContext": "worker.task",
-    "worker_context": "worker.task",
+    "TaskFailure": "worker.failure",
+    "WorkerContext": "worker.context",
+    "worker_context": "worker.context",
     "WriteSummary": "results.writer",
     "read_results": "results.writer",
 }

@@ -31,7 +31,8 @@ from typing import Any, Callable, Iterable
 from .checkpoint.resume import STORED_WORKER, Checkpoint, ResumeRun
 from .errors import ConfigError
 from .runner import Parallelize
-from .worker.task import TaskFailure, worker_context
+from .worker.context import worker_context
+from .worker.failure import TaskFailure
 
 __all__ = ["MpLockReport", "is_completed", "mp_lock", "mp_lock_values"]
 

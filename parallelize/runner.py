@@ -27,8 +27,9 @@ from .errors import ConfigError, RunnerClosedError
 from .options import RunOptions, default_workers
 from .results.frame import FrameLayout
 from .statistics import Statistics, StatisticsCollector
+from .worker.context import WorkerSetup
+from .worker.pickling import FunctionHandle
 from .worker.result_queue import QueueCall, wants_queue
-from .worker.task import FunctionHandle, WorkerSetup
 
 __all__ = ["Parallelize"]
 

@@ -24,7 +24,9 @@ def check_bool(name: str, value: Any) -> bool:
     return value
 
 
-def check_int(name: str, value: Any, *, minimum: int | None = None, allow_none: bool = False, none_means: str = "") -> Any:
+def check_int(
+    name: str, value: Any, *, minimum: int | None = None, allow_none: bool = False, none_means: str = ""
+) -> Any:
     """``value`` if it is an int (not a bool) of at least ``minimum``, or ``None`` when allowed.
 
     Args:
@@ -100,4 +102,3 @@ def check_choice(name: str, value: Any, allowed: Iterable[Any]) -> Any:
         shown = sorted(allowed, key=repr)
         raise ConfigError(f"unknown {name} {value!r}; expected one of {shown}")
     return value
-

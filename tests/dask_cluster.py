@@ -150,8 +150,18 @@ def start_cluster(n_workers: int = 2, *, threads: int = 1, timeout: float = 60.0
         try:
             procs.append(
                 _spawn(
-                    ["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
-                     "--no-dashboard", "--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(scheduler_file)],
+                    [
+                        "distributed.cli.dask_scheduler",
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        "0",
+                        "--no-dashboard",
+                        "--dashboard-address",
+                        "127.0.0.1:0",
+                        "--scheduler-file",
+                        str(scheduler_file),
+                    ],
                     log,
                     env,
                 )
@@ -160,9 +170,23 @@ def start_cluster(n_workers: int = 2, *, threads: int = 1, timeout: float = 60.0
             for i in range(n_workers):
                 procs.append(
                     _spawn(
-                        ["distributed.cli.dask_worker", address, "--nworkers", "1", "--nthreads", str(threads),
-                         "--no-dashboard", "--host", "127.0.0.1", "--name", f"worker-{i}",
-                         "--death-timeout", "60", "--local-directory", str(tmp)],
+                        [
+                            "distributed.cli.dask_worker",
+                            address,
+                            "--nworkers",
+                            "1",
+                            "--nthreads",
+                            str(threads),
+                            "--no-dashboard",
+                            "--host",
+                            "127.0.0.1",
+                            "--name",
+                            f"worker-{i}",
+                            "--death-timeout",
+                            "60",
+                            "--local-directory",
+                            str(tmp),
+                        ],
                         log,
                         env,
                     )

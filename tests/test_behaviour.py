@@ -34,7 +34,7 @@ from parallelize import (
 )
 from parallelize.engine.batching import MAX_BATCH
 from parallelize.engine.dispatch import window_for
-from parallelize.worker.task import RemoteTraceback
+from parallelize.worker.failure import RemoteTraceback
 
 # Longest a gated task or a test waits for a flag before giving up: a guard
 # against hanging, never a speed requirement.

@@ -33,7 +33,8 @@ from parallelize.errors import (  # noqa: E402
     SchedulerUnreachableError,
     TaskTimeoutError,
 )
-from parallelize.worker.task import TaskFailure, worker_context  # noqa: E402
+from parallelize.worker.context import worker_context  # noqa: E402
+from parallelize.worker.failure import TaskFailure  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -204,8 +204,16 @@ def test_name_clashes_are_prefixed_never_overwritten() -> None:
     with Parallelize(2, backend="thread") as runner:
         df = runner.map(echo, space).to_dataframe()
     assert list(df.columns) == [
-        "x", "param_worker", "result_x", "result_error", "result_duration", "result_worker", "y",
-        "duration", "worker", "error",
+        "x",
+        "param_worker",
+        "result_x",
+        "result_error",
+        "result_duration",
+        "result_worker",
+        "y",
+        "duration",
+        "worker",
+        "error",
     ]
     assert df["x"].tolist() == [1, 2]
     assert df["result_x"].tolist() == [101, 102]

@@ -58,7 +58,9 @@ def test_model_evaluator_runs_the_6090_point_grid() -> None:
     assert "6090" in lines
     # Grid order: impurity (2) outermost, then depth (29), then bins (105):
     # index 903 is depth 2 + 903 // 105 = 10, bins 10 * (1 + 903 % 105) = 640.
-    assert lines[-1] == "[(10, 'gini', 640), (10, 'gini', 650), (10, 'gini', 660), (10, 'gini', 670), (10, 'gini', 680)]"
+    assert (
+        lines[-1] == "[(10, 'gini', 640), (10, 'gini', 650), (10, 'gini', 660), (10, 'gini', 670), (10, 'gini', 680)]"
+    )
 
 
 def test_decorator_example_maps_and_grids() -> None:

@@ -51,7 +51,9 @@ def assert_same_values(reduced: pd.DataFrame, original: pd.DataFrame) -> None:
 
 # -- the property --------------------------------------------------------------------
 
-special_floats = st.sampled_from([math.nan, 0.1, 0.5, -0.0, 0.0, math.inf, -math.inf, 2.0**40, 1e300, 1e-45, 1 / 3, 3.25])
+special_floats = st.sampled_from(
+    [math.nan, 0.1, 0.5, -0.0, 0.0, math.inf, -math.inf, 2.0**40, 1e300, 1e-45, 1 / 3, 3.25]
+)
 big_ints = st.sampled_from([2**40, -(2**63), 2**63 - 1, -1, 0, 127, 128, -129, 32767, 2**31])
 
 
@@ -60,7 +62,9 @@ def frames(draw: st.DrawFn) -> tuple[pd.DataFrame, dict[str, list]]:
     n = draw(st.integers(min_value=0, max_value=12))
 
     def ints(lo: int, hi: int) -> list[int]:
-        return draw(st.lists(st.one_of(st.integers(lo, hi), big_ints.filter(lambda v: lo <= v <= hi)), min_size=n, max_size=n))
+        return draw(
+            st.lists(st.one_of(st.integers(lo, hi), big_ints.filter(lambda v: lo <= v <= hi)), min_size=n, max_size=n)
+        )
 
     small = draw(st.sampled_from([(-128, 127), (-(2**15), 2**15 - 1), (-(2**63), 2**63 - 1), (0, 300)]))
     raw: dict[str, list] = {
@@ -69,7 +73,9 @@ def frames(draw: st.DrawFn) -> tuple[pd.DataFrame, dict[str, list]]:
         "u": draw(st.lists(st.integers(0, 2**64 - 1), min_size=n, max_size=n)),
         "f": draw(st.lists(st.one_of(st.floats(), st.floats(width=32), special_floats), min_size=n, max_size=n)),
         "f_exact": draw(st.lists(st.one_of(st.floats(width=32), st.just(math.nan)), min_size=n, max_size=n)),
-        "nullable": draw(st.lists(st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1), big_ints), min_size=n, max_size=n)),
+        "nullable": draw(
+            st.lists(st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1), big_ints), min_size=n, max_size=n)
+        ),
         "b": draw(st.lists(st.booleans(), min_size=n, max_size=n)),
         "s": draw(st.lists(st.text(max_size=5), min_size=n, max_size=n)),
     }
@@ -105,7 +111,9 @@ def test_no_value_ever_changes_and_dtypes_shrink_when_they_can(case: tuple[pd.Da
         assert reduced["u"].dtype == smallest(raw["u"], UNSIGNED)
         present = [v for v in raw["nullable"] if v is not None]
         if present:
-            assert reduced["nullable"].dtype == pd.api.types.pandas_dtype(f"Int{smallest(present, SIGNED).itemsize * 8}")
+            assert reduced["nullable"].dtype == pd.api.types.pandas_dtype(
+                f"Int{smallest(present, SIGNED).itemsize * 8}"
+            )
         else:
             assert reduced["nullable"].dtype == "Int64"
         assert reduced["nullable"].isna().tolist() == [v is None for v in raw["nullable"]]
@@ -196,6 +204,9 @@ def test_report_records_the_bytes_saved() -> None:
     # int64 -> int8 saves 7 bytes a row, float64 -> float32 saves 4.
     assert report.saved == 10_000 * (7 + 4)
     assert report.fraction_saved == pytest.approx(report.saved / report.before)
-    assert str(report) == f"memory usage {report.before / 1024:.1f} KB -> {report.after / 1024:.1f} KB: 107.4 KB saved (69%), 2 column(s) downcast"
+    assert (
+        str(report)
+        == f"memory usage {report.before / 1024:.1f} KB -> {report.after / 1024:.1f} KB: 107.4 KB saved (69%), 2 column(s) downcast"
+    )
     with pytest.raises(AttributeError):
         report.before = 0  # type: ignore[misc]

@@ -192,8 +192,14 @@ def test_init_function_runs_once_per_worker_and_may_return_unpicklable_objects(t
     log = tmp_path / "init.log"
     data = [f"w{i}" for i in range(30)]
     values = mp_lock_values(
-        data, use_model, None, 2, tmp_path / "out", save_batch=3,
-        shared_data={"log": str(log), "suffix": "!"}, init_function=init_with_lock,
+        data,
+        use_model,
+        None,
+        2,
+        tmp_path / "out",
+        save_batch=3,
+        shared_data={"log": str(log), "suffix": "!"},
+        init_function=init_with_lock,
     )
     assert [v[0] for v in values] == [d[::-1] for d in data]
     assert all(v[1] == v[2] for v in values)  # init_values came from this very worker
@@ -220,7 +226,12 @@ def test_mp_lock_values_keeps_order_and_duplicates_and_reruns_without_recomputin
     data = ["b", "a", "b", "c", "a", "b"]
     save = JsonLines()
     assert mp_lock_values(data, upper, save, 2, out, save_batch=2, shared_data={"log": str(log)}) == [
-        "B", "A", "B", "C", "A", "B",
+        "B",
+        "A",
+        "B",
+        "C",
+        "A",
+        "B",
     ]
     assert Counter(logged_calls(log)) == Counter(data)  # once per position, duplicates included
     assert Counter(r["name"] for r in saved(out)) == Counter(data)
@@ -299,7 +310,11 @@ def test_is_completed_and_changed_data(tmp_path: Path) -> None:
 )
 def test_bad_arguments_are_named(tmp_path: Path, kwargs: dict[str, Any], match: str) -> None:
     args: dict[str, Any] = {
-        "data_list": [1], "process": quick, "save_callback": None, "num_procs": 1, "out_path": tmp_path,
+        "data_list": [1],
+        "process": quick,
+        "save_callback": None,
+        "num_procs": 1,
+        "out_path": tmp_path,
     }
     args.update(kwargs)
     with pytest.raises(ConfigError, match=match):
@@ -313,7 +328,10 @@ def test_bad_arguments_are_named(tmp_path: Path, kwargs: dict[str, Any], match: 
 def test_example_crashes_then_resumes(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "mp_lock_resume.py"), "--out_path", str(tmp_path / "out")],
-        cwd=ROOT, capture_output=True, text=True, timeout=LIMIT,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=LIMIT,
     )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()

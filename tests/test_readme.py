@@ -40,9 +40,7 @@ def _sections() -> list[tuple[str, str]]:
 def test_readme_section_runs(title: str, code: str, tmp_path: Path) -> None:
     script = tmp_path / "snippet.py"
     script.write_text(code)
-    proc = subprocess.run(
-        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=180
-    )
+    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, f"README section {title!r} failed:\n{proc.stderr[-3000:]}"
 
 

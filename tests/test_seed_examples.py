@@ -43,10 +43,7 @@ def test_batchify_parameters(capsys: pytest.CaptureFixture[str]) -> None:
     from parallelize import Parallelize  # noqa: F401  (imported by the README too)
     from parallelize.batchify import Batchify
 
-    data = {
-        'colors': range(100),
-        'variations': ['a', 'b']
-    }
+    data = {"colors": range(100), "variations": ["a", "b"]}
 
     batchify = Batchify(data, 4)
     for batch in batchify.results():
@@ -64,13 +61,7 @@ def test_parallelizing_iterative_tasks(capsys: pytest.CaptureFixture[str]) -> No
         return (depth, impurity, bins)
 
     evaluator = ModelEvaluator(Parallelize(4))
-    evaluator.run(
-        func = test_func,
-        impurity = ['gini', 'entropy'],
-        depth=range(2, 31),
-        bins=range(10, 1051, 10),
-        foo='bar'
-        )
+    evaluator.run(func=test_func, impurity=["gini", "entropy"], depth=range(2, 31), bins=range(10, 1051, 10), foo="bar")
 
     evaluator.statistics()
 
@@ -82,7 +73,7 @@ def test_parallelizing_iterative_tasks(capsys: pytest.CaptureFixture[str]) -> No
         assert len(set(results)) == 6090
         # The README's slice came from completion order, which varies from run to
         # run; the tuples it shows are all results.
-        shown = [(6, 'gini', 760), (6, 'gini', 770), (6, 'gini', 780), (6, 'gini', 790), (6, 'entropy', 540)]
+        shown = [(6, "gini", 760), (6, "gini", 770), (6, "gini", 780), (6, "gini", 790), (6, "entropy", 540)]
         assert set(shown) <= set(results)
         assert capsys.readouterr().out == f"{results[903:908]}\n"
         stats = evaluator.statistics()

@@ -138,11 +138,11 @@ def _encode(job_id: int, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: 
 
     Large NumPy arrays go by memory-mapped file (see :mod:`parallelize.worker.shared_array`).
     """
-    from ..worker.task import _ArrayCloudPickler
+    from ..worker.pickling import ArrayCloudPickler
 
     buffer = io.BytesIO()
     buffer.write(JOB_ID.pack(job_id))
-    _ArrayCloudPickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump((fn, args, kwargs))
+    ArrayCloudPickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump((fn, args, kwargs))
     return buffer.getvalue()
 
 
@@ -462,7 +462,7 @@ class ProcessPool:
             _set(future, value)
         elif kind == RAISED:
             raised, tb = value
-            from ..worker.task import RemoteTraceback
+            from ..worker.failure import RemoteTraceback
 
             if tb and not isinstance(raised.__cause__, RemoteTraceback):
                 raised.__cause__ = RemoteTraceback(tb)

@@ -65,12 +65,6 @@ def _dumps(obj: Any) -> bytes:
         return cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def _portable(exc: BaseException) -> BaseException:
-    from ..worker.task import _portable as portable
-
-    return portable(exc)
-
-
 def worker_main(conn: Any, parent_pid: int, env: dict[str, str] | None, initializer: Callable[[], None] | None) -> None:
     """Serve jobs from ``conn`` until told to stop or orphaned.
 
@@ -91,7 +85,8 @@ def worker_main(conn: Any, parent_pid: int, env: dict[str, str] | None, initiali
             initializer()
         except BaseException:  # noqa: BLE001 - the initializer's own error is its jobs' business
             pass
-    from ..worker import task
+    from ..worker import batch
+    from ..worker.failure import portable
 
     send = conn.send_bytes
     recv = conn.recv_bytes
@@ -113,14 +108,14 @@ def worker_main(conn: Any, parent_pid: int, env: dict[str, str] | None, initiali
         started = REPLY.pack(job_id, STARTED)
         if getattr(fn, "reports_start", False):
             # The job says when its work starts (after unpickling its functions).
-            task._on_start[0] = functools.partial(send, started)
+            batch.set_start_hook(functools.partial(send, started))
         else:
             send(started)
         try:
             kind, out = OK, fn(*args, **kwargs)
         except BaseException as exc:  # noqa: BLE001 - every exception is the job's failure
-            kind, out = RAISED, (_portable(exc), traceback.format_exc())
-        task._on_start[0] = None
+            kind, out = RAISED, (portable(exc), traceback.format_exc())
+        batch.set_start_hook(None)
         del fn, args, kwargs
         try:
             payload = REPLY.pack(job_id, kind) + _dumps(out)

@@ -8,7 +8,7 @@ from concurrent.futures import Future
 from typing import Any, Callable
 
 from ..errors import ConfigError, RunnerClosedError
-from ..worker.task import WorkerContext, _Interrupt, restore_context, swap_context
+from ..worker.context import InterruptFlag, WorkerContext, restore_context, swap_context
 from .base import Backend
 
 __all__ = ["SerialBackend"]
@@ -54,14 +54,14 @@ class SerialBackend(Backend):
             self._initialized = True
             future.set_result(fn(*args, **kwargs))
         except BaseException as exc:  # noqa: BLE001 - the future carries it, as an executor's would
-            if isinstance(exc, KeyboardInterrupt) and _Interrupt.pending:
+            if isinstance(exc, KeyboardInterrupt) and InterruptFlag.pending:
                 raise  # the user's own Ctrl-C: stop the run
             future.set_exception(exc)
         finally:
             restore_context(previous)
             if handler is not None:
                 signal.signal(signal.SIGINT, handler)
-                _Interrupt.pending = False
+                InterruptFlag.pending = False
         return future
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
@@ -69,7 +69,7 @@ class SerialBackend(Backend):
 
 
 def _on_sigint(signum: int, frame: Any) -> None:
-    _Interrupt.pending = True
+    InterruptFlag.pending = True
     raise KeyboardInterrupt
 
 

@@ -21,7 +21,7 @@ import cloudpickle
 
 from ..errors import ConfigError, PicklingError
 from ..space import params_hash
-from ..worker.task import _short_repr
+from ..worker.failure import short_repr
 
 _HASH_CHARS = 32
 _NUMPY_KINDS = "biufcmMSU"
@@ -93,7 +93,7 @@ def input_hash(item: Any) -> str:
         data = cloudpickle.dumps(item, protocol=4)
     except Exception as exc:
         raise ConfigError(
-            f"cannot checkpoint the input {_short_repr(item)}: it is not plain data and cannot be "
+            f"cannot checkpoint the input {short_repr(item)}: it is not plain data and cannot be "
             f"pickled ({exc}); use inputs such as numbers, strings, tuples or dicts"
         ) from exc
     return "p" + hashlib.sha256(data).hexdigest()[: _HASH_CHARS - 1]
@@ -331,6 +331,6 @@ def encode_result(value: Any, position: int) -> tuple[str, Any]:
         return "p", _b64(cloudpickle.dumps(value))
     except Exception as exc:
         raise PicklingError(
-            f"the result of task {position} ({_short_repr(value)}) cannot be stored in the checkpoint: "
+            f"the result of task {position} ({short_repr(value)}) cannot be stored in the checkpoint: "
             f"it is not plain data and cannot be pickled ({exc}); return plain data or pickleable objects"
         ) from exc

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, NamedTuple
 
 from ..errors import CheckpointError, ConfigError, ResumeMismatchError
-from ..worker.task import _short_repr
+from ..worker.failure import short_repr
 from .codec import MAX_POSITION, input_hash, shown_value
 
 FORMAT = "parallelize-checkpoint"
@@ -381,7 +381,7 @@ def mismatch_error(
             entry = entries.get(pos)
             if entry is not None and input_hash(item) != entry.hash:
                 found.append((pos, item))
-    shown = ", ".join(f"{pos} (now {_short_repr(item)[:60]})" for pos, item in found[:_SHOWN_MISMATCHES])
+    shown = ", ".join(f"{pos} (now {short_repr(item)[:60]})" for pos, item in found[:_SHOWN_MISMATCHES])
     more = f" and {len(found) - _SHOWN_MISMATCHES} more" if len(found) > _SHOWN_MISMATCHES else ""
     return ResumeMismatchError(
         f"checkpoint {str(folder)!r} holds results for other inputs at {len(found)} position(s): "

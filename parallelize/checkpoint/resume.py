@@ -17,7 +17,8 @@ from typing import Any, Callable, Iterable, Iterator
 
 from ..errors import CheckpointError, ConfigError, ResumeMismatchError
 from ..statistics import Statistics, StatisticsCollector
-from ..worker.task import BatchResult, TaskFailure
+from ..worker.batch import BatchResult
+from ..worker.failure import TaskFailure
 from .codec import decode, encode_result, input_hash, unb64
 from .journal import Checkpoint, Entry, JournalWriter, damaged_error, mismatch_error
 

@@ -18,7 +18,7 @@ sleeps in one blocking ``get`` (with a deadline only when tasks have timeouts).
 Faults, and what the engine does with them:
 
 - a task raises: recorded in the worker (retried there if asked), reported as a
-  :class:`~parallelize.worker.task.TaskFailure`; the error policy decides.
+  :class:`~parallelize.worker.failure.TaskFailure`; the error policy decides.
 - a batch is lost whole (its worker died, or it could not be pickled): the batch
   goes to quarantine. Quarantined batches run alone, so a further crash is
   certainly theirs; a guilty batch is halved until the single culprit task is
@@ -68,7 +68,9 @@ from ..errors import (
 from ..options import RunOptions
 from ..space import Params
 from ..statistics import StatisticsCollector
-from ..worker.task import Batch, BatchResult, FunctionHandle, RemoteTraceback, TaskFailure, _short_repr, run_batch
+from ..worker.batch import Batch, BatchResult, run_batch
+from ..worker.failure import RemoteTraceback, TaskFailure, short_repr
+from ..worker.pickling import FunctionHandle
 from .batching import (
     IN_PROCESS_TARGET_SECONDS,
     MAX_OUTSTANDING_PER_WORKER,
@@ -200,7 +202,7 @@ class TaskSpec:
 
     Attributes:
         func: the user's function, pickled once.
-        call: ``"arg"``, ``"star"`` or ``"kwargs"`` (see :data:`~parallelize.worker.task.CALL_MODES`).
+        call: ``"arg"``, ``"star"`` or ``"kwargs"`` (see :data:`~parallelize.worker.calls.CALL_MODES`).
         fixed: keyword arguments added to every call.
         setup_token: the token of the runner's per-worker set-up, if any.
     """
@@ -249,7 +251,7 @@ def _is_pickling(exc: BaseException) -> bool:
 def _batch_error(exc: BaseException, items: list[Any], first: int) -> BaseException:
     """Translate an error that lost a whole batch into one of ours."""
     span = f"tasks {first}..{first + len(items) - 1}" if len(items) > 1 else f"task {first}"
-    args = f" with arguments {_short_repr(items[0])}" if len(items) == 1 else ""
+    args = f" with arguments {short_repr(items[0])}" if len(items) == 1 else ""
     if isinstance(exc, TaskTimeoutError):
         return exc
     if _is_crash(exc):
@@ -303,7 +305,7 @@ def _sliceable(items: Any) -> bool:
 
 def _failed_batch(exc: BaseException, items: Any, first: int, attempts: int = 1) -> BatchResult:
     values: list[Any] = [
-        TaskFailure(index=first + i, exception=exc, arguments=_short_repr(item), attempts=attempts)
+        TaskFailure(index=first + i, exception=exc, arguments=short_repr(item), attempts=attempts)
         for i, item in enumerate(items)
     ]
     return BatchResult(
@@ -548,7 +550,7 @@ class _Engine:
                 else "the thread running it cannot be killed and was abandoned; it runs on in the background"
             )
             exc = TaskTimeoutError(
-                f"task {slot.first} with arguments {_short_repr(self.inputs(slot)[0])} ran longer than "
+                f"task {slot.first} with arguments {short_repr(self.inputs(slot)[0])} ran longer than "
                 f"timeout={timeout} s; {how}"
             )
             slot.timeouts += 1

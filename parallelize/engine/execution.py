@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator
 
 from ..results.frame import TableSource, TabularResults
 from ..statistics import Statistics, StatisticsCollector
-from ..worker.task import BatchResult
+from ..worker.batch import BatchResult
 from .dispatch import Control
 from .stream import ResultStream
 

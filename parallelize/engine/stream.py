@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterator
 
 from ..results.frame import TableSource, TabularResults, batch_tail
 from ..statistics import Statistics, StatisticsCollector
-from ..worker.task import BatchResult
+from ..worker.batch import BatchResult
 
 __all__ = ["ResultStream"]
 

@@ -22,7 +22,10 @@ from typing import Any, Callable
 from ..backends.base import Backend
 from ..options import RunOptions
 from ..statistics import StatisticsCollector
-from ..worker.task import BatchResult, Call, FunctionHandle, TaskFailure, run_call
+from ..worker.batch import BatchResult
+from ..worker.calls import Call, run_call
+from ..worker.failure import TaskFailure
+from ..worker.pickling import FunctionHandle
 from .dispatch import Feed, TaskSpec, dispatch, raise_failure
 from .progress import make_progress
 

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Hashable, Iterable
 
 from ..validate import check_choice
-from ..worker.task import BatchResult
+from ..worker.batch import BatchResult
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import pandas as pd

@@ -94,7 +94,7 @@ from typing import TYPE_CHECKING, Any, Hashable, Iterable, Literal
 
 from ..errors import BackendUnavailableError, ConfigError
 from ..validate import check_choice
-from ..worker.task import BatchResult
+from ..worker.batch import BatchResult
 from .frame import META_COLUMNS, FrameLayout, results_frame
 from .memory import _size
 from .memory import reduce_mem_usage as _reduce_mem_usage

@@ -1,1 +1,18 @@
-"""placeholder"""
+"""What runs inside a worker: the user's calls, timed and recorded, one batch at a time.
+
+The parent ships a :class:`~parallelize.worker.batch.Batch` and gets back one
+:class:`~parallelize.worker.batch.BatchResult` (see :mod:`parallelize.worker.batch`).
+Nothing here imports the rest of parallelize but :mod:`parallelize.errors`,
+:mod:`parallelize.retry` and :mod:`parallelize.validate`, so a worker process
+pays only for this package and cloudpickle.
+
+========================  ==========================================================
+``batch.py``              ``run_batch``: the loop over a batch's tasks, timeouts, retries
+``calls.py``              how an item becomes a call; ``runner.submit``'s calls
+``context.py``            ``worker_context()``, the per-worker initializer and shared data
+``failure.py``            ``TaskFailure``: a task's exception, traceback and arguments
+``pickling.py``           functions pickled once and cached in each worker
+``shared_array.py``       large NumPy arrays as shared read-only memory maps
+``result_queue.py``       the seed API's ``queue`` argument
+========================  ==========================================================
+"""

@@ -20,9 +20,6 @@ process only pays for this file and cloudpickle.
 
 from __future__ import annotations
 
-import io
-import os
-import pickle
 import signal
 import threading
 import time
@@ -31,291 +28,12 @@ from array import array
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-import cloudpickle
-
-from .shared_array import reducer_override
-
-__all__ = [
-    "CALL_MODES",
-    "Batch",
-    "Call",
-    "run_call",
-    "BatchResult",
-    "FunctionHandle",
-    "RemoteTraceback",
-    "TaskFailure",
-    "WorkerContext",
-    "run_batch",
-    "worker_context",
-]
-
-#: How an input item becomes a call: ``f(item)``, ``f(*item)``, ``f(**item)``, or
-#: for a tuple of values with the batch's ``keys``, ``f(**dict(zip(keys, item)))``.
-CALL_MODES = ("arg", "star", "kwargs", "keyed")
-
-# Items are shown in error notes; a huge argument must not make a huge message.
-_MAX_ARG_REPR = 300
-
-
-class _Interrupt:
-    """Tells a real Ctrl-C from a ``KeyboardInterrupt`` that a task raised itself.
-
-    Tasks run in worker threads and processes that never receive SIGINT, so
-    there every ``KeyboardInterrupt`` is the task's own and is its failure. Only
-    where a task runs in the caller's main thread (the serial backend) can the
-    user's Ctrl-C land inside it; that backend installs a SIGINT handler that
-    sets :attr:`pending` before raising, and the interrupt goes on up.
-    """
-
-    pending = False
-
-
-def reraise_interrupt(exc: BaseException) -> None:
-    """Raise ``exc`` again if it is the user's own Ctrl-C (see :class:`_Interrupt`)."""
-    if _Interrupt.pending and isinstance(exc, KeyboardInterrupt):
-        raise exc
-
-
-class RemoteTraceback(Exception):
-    """Carries a worker's formatted traceback as the ``__cause__`` of an error."""
-
-    def __init__(self, tb: str) -> None:
-        super().__init__(tb)
-        self.tb = tb
-
-    def __str__(self) -> str:
-        return self.tb
-
-
-@dataclass(frozen=True, repr=False)
-class TaskFailure:
-    """A task that raised: the exception, where, and with which arguments.
-
-    Under ``on_error="collect"`` these appear in the results in place of a value.
-
-    Attributes:
-        index: position of the task in its input (0-based).
-        exception: the exception raised by the user's function (or a
-            :class:`~parallelize.errors.ParallelizeError` for timeouts and crashes).
-        traceback: the worker's formatted traceback, or ``""``.
-        arguments: a short ``repr`` of the task's input.
-        attempts: how many times the task was tried.
-    """
-
-    index: int
-    exception: BaseException
-    traceback: str = ""
-    arguments: str = ""
-    attempts: int = 1
-
-    @property
-    def error_type(self) -> str:
-        """The exception's class name, e.g. ``"ValueError"``."""
-        return type(self.exception).__name__
-
-    def describe(self) -> str:
-        """One line: ``"ValueError: bad value"``."""
-        return f"{self.error_type}: {self.exception}"
-
-    def __str__(self) -> str:
-        return f"<task {self.index} failed: {self.describe()}>"
-
-    # Failures sit among results in lists: keep their repr one short line.
-    __repr__ = __str__
-
-
-class FunctionHandle:
-    """The user's function, pickled once in the parent and cached in each worker.
-
-    Pickling a closure or a lambda with cloudpickle costs far more than running a
-    tiny task, so the parent pays it once per call of ``map`` and every worker
-    unpickles it once per handle, not once per batch.
-    """
-
-    __slots__ = ("key", "payload", "_func")
-
-    def __init__(self, func: Callable[..., Any]) -> None:
-        self._func: Callable[..., Any] | None = func
-        self.payload: bytes | None = None
-        self.key = f"{os.getpid()}-{id(self)}-{time.monotonic_ns()}"
-
-    def get(self) -> Callable[..., Any]:
-        """The function, unpickling it on first use in this process."""
-        if self._func is not None:
-            return self._func
-        func = _FUNC_CACHE.get(self.key)
-        if func is None:
-            assert self.payload is not None
-            func = cloudpickle.loads(self.payload)
-            if len(_FUNC_CACHE) >= 64:
-                _FUNC_CACHE.clear()
-            _FUNC_CACHE[self.key] = func
-        self._func = func
-        return func
-
-    def __getstate__(self) -> tuple[str, bytes]:
-        if self.payload is None:
-            self.payload = cloudpickle.dumps(self._func)
-        return (self.key, self.payload)
-
-    def __setstate__(self, state: tuple[str, bytes]) -> None:
-        self.key, self.payload = state
-        self._func = None
-
-
-_FUNC_CACHE: dict[str, Callable[..., Any]] = {}
-
-
-class Call:
-    """One ``runner.submit(func, *args, **kwargs)`` call, as an item of the engine's input.
-
-    Only the function, the arguments and the keywords travel to a worker; the
-    caller's future stays behind on the parent's copy.
-    """
-
-    __slots__ = ("func", "args", "kwargs", "future")
-
-    def __init__(self, func: FunctionHandle, args: tuple[Any, ...], kwargs: dict[str, Any], future: Any = None) -> None:
-        self.func = func
-        self.args = args
-        self.kwargs = kwargs
-        self.future = future
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (Call, (self.func, self.args, self.kwargs))
-
-    def __repr__(self) -> str:
-        parts = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs.items()]
-        return f"({', '.join(parts)})"
-
-
-def run_call(call: Call) -> Any:
-    """Run one submitted call (the engine's function for ``runner.submit``)."""
-    return call.func.get()(*call.args, **call.kwargs)
-
-
-@dataclass(frozen=True)
-class WorkerContext:
-    """What a worker knows about itself, from :func:`worker_context`.
-
-    Attributes:
-        worker: a name unique to this worker (host, pid and thread).
-        shared_data: the runner's read-only ``shared_data``.
-        init_values: what the runner's ``initializer`` returned in this worker.
-    """
-
-    worker: str
-    shared_data: Any = None
-    init_values: Any = None
-
-
-_local = threading.local()
-_HOST = os.uname().nodename if hasattr(os, "uname") else "localhost"
-
-
-def _worker_name() -> str:
-    name = getattr(_local, "name", None)
-    if name is None or getattr(_local, "pid", None) != os.getpid():
-        name = f"{_HOST}:{os.getpid()}:{threading.current_thread().name}"
-        _local.name = name
-        _local.pid = os.getpid()
-    return name
-
-
-def worker_context() -> WorkerContext:
-    """The context of the worker running the current task.
-
-    Inside a task this gives the runner's ``shared_data`` and what its
-    ``initializer`` returned in this worker (once per worker). Outside a task it
-    gives a context with neither.
-
-    Returns:
-        The current :class:`WorkerContext`.
-    """
-    ctx = getattr(_local, "context", None)
-    if ctx is None:
-        return WorkerContext(worker=_worker_name())
-    return ctx
-
-
-def swap_context(context: WorkerContext | None, token: str | None = None) -> tuple[Any, Any]:
-    """Install ``context`` as this thread's worker context; return what was there.
-
-    For backends that run tasks in the caller's own thread (serial), so that a
-    runner's context never outlives its tasks there.
-    """
-    previous = (getattr(_local, "context", None), getattr(_local, "token", None))
-    _local.context = context
-    _local.token = token
-    return previous
-
-
-def restore_context(previous: tuple[Any, Any]) -> None:
-    """Undo :func:`swap_context`."""
-    _local.context, _local.token = previous
-
-
-class WorkerSetup:
-    """Runs the runner's initializer once per worker and remembers its result.
-
-    Backends call an instance as their per-worker ``initializer`` (loky and the
-    thread pool run it in every new worker, replacements included); calling it
-    again in the same worker does nothing, so a backend may also call it before
-    each batch (Dask, whose workers may join late).
-    """
-
-    __slots__ = ("token", "initializer", "shared_data")
-
-    def __init__(self, token: str, initializer: Callable[..., Any] | None, shared_data: Any) -> None:
-        self.token = token
-        self.initializer = initializer
-        self.shared_data = shared_data
-
-    def __call__(self) -> None:
-        ctx = getattr(_local, "context", None)
-        if ctx is not None and getattr(_local, "token", None) == self.token:
-            return
-        init_values = None
-        if self.initializer is not None:
-            try:
-                init_values = self.initializer(self.shared_data)
-            except BaseException as exc:  # noqa: BLE001 - sys.exit() in an initializer is its failure too
-                reraise_interrupt(exc)
-                # Raising here would break the whole pool (thread pools and
-                # loky both give up on a failed initializer, and a crash would
-                # be retried worker after worker). Keep the error for this
-                # runner's batches instead: run_batch raises WorkerInitError.
-                _local.setup_error = (self.token, _portable(exc), traceback.format_exc())
-                return
-        _local.context = WorkerContext(_worker_name(), self.shared_data, init_values)
-        _local.token = self.token
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (WorkerSetup, (self.token, _Cloud(self.initializer), _Cloud(self.shared_data)))
-
-
-class _Cloud:
-    """Pickles its value with cloudpickle (for lambdas and closures), unwraps on load.
-
-    Large NumPy arrays inside (``shared_data``) go by memory-mapped file, so
-    every worker shares one copy.
-    """
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        buffer = io.BytesIO()
-        _ArrayCloudPickler(buffer).dump(self.value)
-        return (cloudpickle.loads, (buffer.getvalue(),))
-
-
-class _ArrayCloudPickler(cloudpickle.Pickler):
-    def reducer_override(self, obj: Any) -> Any:
-        reduced = reducer_override(obj)
-        if reduced is not NotImplemented:
-            return reduced
-        return super().reducer_override(obj)
+from .calls import run_call
+from .context import reraise_interrupt, setup_failure, worker_name
+from .failure import RemoteTraceback, TaskFailure, portable, short_repr
+from .pickling import FunctionHandle
+
+__all__ = ["Batch", "BatchResult", "report_start", "run_batch", "set_start_hook"]
 
 
 @dataclass
@@ -387,38 +105,6 @@ class BatchResult:
     retried: int = 0
 
 
-def _short_repr(value: Any) -> str:
-    try:
-        text = repr(value)
-    except Exception as exc:  # a broken __repr__ must not hide the real error
-        text = f"<unrepresentable {type(value).__name__}: {exc}>"
-    if len(text) > _MAX_ARG_REPR:
-        text = text[: _MAX_ARG_REPR - 3] + "..."
-    return text
-
-
-def _portable(exc: BaseException) -> BaseException:
-    """``exc`` itself if it survives pickling, else a stand-in that does.
-
-    A worker process must never fail to send back a batch because one user
-    exception holds something unpicklable (a lock, a socket, a lambda).
-    """
-    try:
-        pickle.loads(pickle.dumps(exc))
-        return exc
-    except Exception:
-        try:
-            pickle.loads(cloudpickle.dumps(exc))
-            return exc
-        except Exception:
-            from ..errors import PicklingError
-
-            return PicklingError(
-                f"the task raised {type(exc).__name__}: {exc}, "
-                "which could not be pickled to send it back from the worker"
-            )
-
-
 class _Keyed:
     """Calls ``func(**dict(zip(keys, values)))`` for a tuple of values."""
 
@@ -481,6 +167,11 @@ class _Alarm:
 _on_start: list[Callable[[], None] | None] = [None]
 
 
+def set_start_hook(hook: Callable[[], None] | None) -> None:
+    """Have :func:`report_start` call ``hook`` once, for the job about to run (``None``: no one)."""
+    _on_start[0] = hook
+
+
 def report_start() -> None:
     """Tell whoever runs this job that its tasks start now (once; a no-op elsewhere)."""
     hook = _on_start[0]
@@ -501,14 +192,14 @@ def run_batch(batch: Batch) -> BatchResult:
     Returns:
         The batch's :class:`BatchResult`.
     """
-    failed_setup = getattr(_local, "setup_error", None)
-    if failed_setup is not None and batch.setup_token is not None and failed_setup[0] == batch.setup_token:
-        _, exc, tb = failed_setup
+    failed_setup = setup_failure(batch.setup_token)
+    if failed_setup is not None:
+        exc, tb = failed_setup
         from ..errors import WorkerInitError
 
         err = WorkerInitError(
             f"the runner's initializer raised {type(exc).__name__}: {exc} in worker "
-            f"{_worker_name()}, so no task can run; fix the initializer (its traceback is the cause)"
+            f"{worker_name()}, so no task can run; fix the initializer (its traceback is the cause)"
         )
         err.__cause__ = RemoteTraceback(tb)
         raise err
@@ -540,7 +231,7 @@ def run_batch(batch: Batch) -> BatchResult:
         values=values,
         durations=durations,
         failures=failures,
-        worker=_worker_name(),
+        worker=worker_name(),
         elapsed=elapsed,
         summary=summary,
         retried=retried,
@@ -736,9 +427,9 @@ def _one_task(
         values.append(
             TaskFailure(
                 index=batch.first + pos,
-                exception=_portable(exc),
+                exception=portable(exc),
                 traceback=tb,
-                arguments=_short_repr(dict(zip(batch.keys, item, strict=True)) if batch.call == "keyed" else item),
+                arguments=short_repr(dict(zip(batch.keys, item, strict=True)) if batch.call == "keyed" else item),
                 attempts=attempt,
             )
         )

@@ -1,0 +1,84 @@
+"""How the user's functions and set-up travel to workers: pickled once, cached there.
+
+Functions, closures and lambdas go by cloudpickle; large NumPy arrays inside them
+by memory-mapped file (:mod:`parallelize.worker.shared_array`).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from typing import Any, Callable
+
+import cloudpickle
+
+from .shared_array import reducer_override
+
+__all__ = ["ArrayCloudPickler", "Cloud", "FunctionHandle"]
+
+
+class FunctionHandle:
+    """The user's function, pickled once in the parent and cached in each worker.
+
+    Pickling a closure or a lambda with cloudpickle costs far more than running a
+    tiny task, so the parent pays it once per call of ``map`` and every worker
+    unpickles it once per handle, not once per batch.
+    """
+
+    __slots__ = ("key", "payload", "_func")
+
+    def __init__(self, func: Callable[..., Any]) -> None:
+        self._func: Callable[..., Any] | None = func
+        self.payload: bytes | None = None
+        self.key = f"{os.getpid()}-{id(self)}-{time.monotonic_ns()}"
+
+    def get(self) -> Callable[..., Any]:
+        """The function, unpickling it on first use in this process."""
+        if self._func is not None:
+            return self._func
+        func = _FUNC_CACHE.get(self.key)
+        if func is None:
+            assert self.payload is not None
+            func = cloudpickle.loads(self.payload)
+            if len(_FUNC_CACHE) >= 64:
+                _FUNC_CACHE.clear()
+            _FUNC_CACHE[self.key] = func
+        self._func = func
+        return func
+
+    def __getstate__(self) -> tuple[str, bytes]:
+        if self.payload is None:
+            self.payload = cloudpickle.dumps(self._func)
+        return (self.key, self.payload)
+
+    def __setstate__(self, state: tuple[str, bytes]) -> None:
+        self.key, self.payload = state
+        self._func = None
+
+
+_FUNC_CACHE: dict[str, Callable[..., Any]] = {}
+
+
+class Cloud:
+    """Pickles its value with cloudpickle (for lambdas and closures), unwraps on load.
+
+    Large NumPy arrays inside (``shared_data``) go by memory-mapped file, so
+    every worker shares one copy.
+    """
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        buffer = io.BytesIO()
+        ArrayCloudPickler(buffer).dump(self.value)
+        return (cloudpickle.loads, (buffer.getvalue(),))
+
+
+class ArrayCloudPickler(cloudpickle.Pickler):
+    def reducer_override(self, obj: Any) -> Any:
+        reduced = reducer_override(obj)
+        if reduced is not NotImplemented:
+            return reduced
+        return super().reducer_override(obj)

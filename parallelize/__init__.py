@@ -34,7 +34,8 @@ if TYPE_CHECKING:
     from .mplock import MpLockReport, is_completed, mp_lock, mp_lock_values
     from .options import RunOptions
     from .results.memory import MemoryReport, reduce_mem_usage
-    from .results.writer import WriteSummary, read_results
+    from .results.reading import read_results
+    from .results.summary import WriteSummary
     from .runner import Parallelize
     from .space import Params, ParamSpace, Space, params_hash, zip_spaces
     from .statistics import DurationSummary, Statistics, WorkerStatistics
@@ -84,8 +85,8 @@ _LAZY: dict[str, str] = {
     "TaskFailure": "worker.failure",
     "WorkerContext": "worker.context",
     "worker_context": "worker.context",
-    "WriteSummary": "results.writer",
-    "read_results": "results.writer",
+    "WriteSummary": "results.summary",
+    "read_results": "results.reading",
 }
 
 

@@ -12,6 +12,7 @@ from collections.abc import Sized
 from typing import Any, Iterator, Mapping
 
 from .errors import ConfigError
+from .validate import check_int
 
 __all__ = ["Batchify", "is_scalar"]
 
@@ -40,8 +41,7 @@ class Batchify:
     def __init__(self, data: Mapping[str, Any], n: int) -> None:
         if not isinstance(data, Mapping):
             raise ConfigError(f"Batchify needs a dict of parameters, got {type(data).__name__}")
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ConfigError(f"the number of batches must be an integer >= 1, got {n!r}")
+        check_int("the number of batches", n, minimum=1)
         sized = {k: v for k, v in data.items() if not is_scalar(v)}
         if not sized:
             raise ConfigError(

@@ -57,9 +57,9 @@ from typing import Any, Callable, NoReturn, Sequence
 from .backends import available_backends
 from .errors import BackendUnavailableError, ConfigError, ResumeMismatchError
 from .options import ON_ERROR
+from .results.folder import FORMATS
 from .results.rows import PASS_AS, RowCall
-from .results.writer import FORMATS
-from .validate import check_choice
+from .validate import check_callable, check_choice, check_int
 
 __all__ = ["load_config", "main"]
 
@@ -164,8 +164,7 @@ def load_config(path: str | Path) -> ModuleType:
         raise ConfigError(
             f"CONFIG in {str(file)!r} must be a dict of name -> values, got {type(module.CONFIG).__name__}"
         )
-    if not callable(module.function):
-        raise ConfigError(f"'function' in {str(file)!r} must be callable, got {module.function!r}")
+    check_callable(f"'function' in {str(file)!r}", module.function)
     return module
 
 
@@ -252,8 +251,7 @@ def _prepare_output(out: Path, overwrite: bool, resume: bool) -> None:
 
 def _check_file_options(args: argparse.Namespace) -> None:
     """What write_results checks only once rows arrive: too late to leave --out untouched."""
-    if args.max_rows < 1:
-        raise ConfigError(f"--max-rows must be an integer >= 1, got {args.max_rows}")
+    check_int("--max-rows", args.max_rows, minimum=1)
     if args.max_mem is not None and not 0 < args.max_mem < float("inf"):
         raise ConfigError(f"--max-mem must be a positive number of megabytes, got {args.max_mem}")
     if args.format == "parquet" and importlib.util.find_spec("pyarrow") is None:
@@ -266,8 +264,8 @@ def _sweep(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from .checkpoint import Checkpoint
+    from .results.files import write_results
     from .results.frame import FrameLayout
-    from .results.writer import write_results
     from .runner import Parallelize
     from .space import ParamSpace
 

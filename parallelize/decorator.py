@@ -19,10 +19,14 @@ import functools
 import threading
 from typing import Any, Callable, Generic, Iterable, ParamSpec, TypeVar, overload
 
+from .backends import available_backends
 from .engine.stream import ResultStream
 from .errors import ConfigError
+from .options import RunOptions
 from .runner import Parallelize
+from .space import grid_from_arguments
 from .statistics import Statistics
+from .validate import check_callable, check_choice, check_int
 
 __all__ = ["ParallelFunction", "parallel"]
 
@@ -38,22 +42,13 @@ class ParallelFunction(Generic[P, R]):
     """
 
     def __init__(self, func: Callable[P, R], settings: dict[str, Any]) -> None:
-        if not callable(func):
-            raise ConfigError(f"@parallel must decorate a callable, got {func!r}")
+        check_callable("the object given to @parallel", func)
         functools.update_wrapper(self, func)
         self.__wrapped__ = func
         self.settings = dict(settings)
         self._runner: Parallelize | None = None
         self._lock = threading.Lock()
-        # Build the runner's options now so bad settings fail at decoration time.
-        from .options import RunOptions
-
-        names = {f.name for f in dataclasses.fields(RunOptions)}
-        given = {k: v for k, v in self.settings.items() if k in names}
-        if given:
-            if given.get("max_workers") is None:  # None: the default, chosen at run time
-                given["max_workers"] = 1
-            RunOptions(**given)
+        _check_settings(self.settings)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return self.__wrapped__(*args, **kwargs)
@@ -100,21 +95,19 @@ class ParallelFunction(Generic[P, R]):
         """Call the function on every point of a grid; stream the results in grid order.
 
         Args:
-            space: a :class:`~parallelize.ParamSpace`, or ``None``.
+            space: a :class:`~parallelize.ParamSpace` (or any space), or ``None``.
             ordered: grid order (default) or completion order.
             options: per-call options, as for :meth:`Parallelize.map`.
             checkpoint: a folder where finished points are recorded; a rerun
                 computes only the missing ones (see :class:`~parallelize.checkpoint.Checkpoint`).
             **params: grid axes (iterables, strings excepted) and fixed values,
                 combined with ``space`` as a product.
-        """
-        from .space import ParamSpace
 
-        if space is None and not params:
-            raise ConfigError("grid() needs a ParamSpace or keyword parameters")
-        grid: Any = ParamSpace(**params) if params else space
-        if space is not None and params:
-            grid = space * grid
+        Raises:
+            ConfigError: ``space`` is not a space, or neither it nor ``params`` is given.
+        """
+        name = getattr(self.__wrapped__, "__name__", "f")
+        grid = grid_from_arguments(space, params, caller=f"{name}.grid()")
         return self.runner.map(self.__wrapped__, grid, ordered=ordered, checkpoint=checkpoint, **(options or {}))
 
     def submit(self, *args: P.args, **kwargs: P.kwargs) -> Any:
@@ -139,6 +132,31 @@ class ParallelFunction(Generic[P, R]):
 
     def __repr__(self) -> str:
         return f"<parallel {getattr(self.__wrapped__, '__qualname__', self.__wrapped__)!r} {self.settings}>"
+
+
+def _check_settings(settings: dict[str, Any]) -> None:
+    """Check the runner's settings now, so that bad ones fail at decoration time.
+
+    The runner is built on first use; this checks what it would: the run
+    options (with :class:`RunOptions`), the worker count and the backend's name.
+    The backend's own options are left to the backend, which is not built yet.
+
+    Raises:
+        ConfigError: naming the bad setting and what is allowed.
+    """
+    names = {f.name for f in dataclasses.fields(RunOptions) if f.init}
+    given = {k: v for k, v in settings.items() if k in names}
+    if given:
+        RunOptions(**given)
+    check_int(
+        "max_workers",
+        settings.get("max_workers"),
+        minimum=1,
+        allow_none=True,
+        none_means="the CPUs this process may use",
+    )
+    if "backend" in settings:
+        check_choice("backend", settings["backend"], available_backends())
 
 
 def _normalise(settings: dict[str, Any]) -> dict[str, Any]:

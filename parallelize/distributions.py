@@ -22,6 +22,7 @@ from abc import ABC, abstractmethod
 from typing import Any, NoReturn
 
 from .errors import ConfigError
+from .validate import check_int
 
 __all__ = [
     "Distribution",
@@ -140,11 +141,10 @@ class Distribution(ABC):
             ConfigError: on a bad ``random_state`` or ``size``.
         """
         rng = as_random(random_state)
-        if size is None:
+        count: int | None = check_int("size", size, minimum=0, allow_none=True, none_means="one value")
+        if count is None:
             return self._draw(rng)
-        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-            raise ConfigError(f"size must be None or a non-negative int, got {size!r}")
-        return [self._draw(rng) for _ in range(size)]
+        return [self._draw(rng) for _ in range(count)]
 
 
 class Uniform(Distribution):
@@ -213,9 +213,8 @@ class RandInt(Distribution):
     __slots__ = ()
 
     def __init__(self, low: int, high: int) -> None:
-        for name, v in (("low", low), ("high", high)):
-            if isinstance(v, bool) or not isinstance(v, int):
-                raise ConfigError(f"randint {name} must be an int, got {v!r}")
+        check_int("randint low", low)
+        check_int("randint high", high)
         if not low < high:
             raise ConfigError(f"randint needs low < high (high is exclusive), got low={low!r}, high={high!r}")
         super().__init__(low, high)

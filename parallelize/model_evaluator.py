@@ -12,8 +12,9 @@ from typing import Any, Callable, Iterator
 
 from .engine.execution import Execution
 from .errors import ConfigError
-from .results.frame import TableSource, TabularResults
+from .results.tabular import TableSource, TabularResults
 from .runner import Parallelize
+from .space import grid_from_arguments
 from .statistics import Statistics
 
 __all__ = ["ModelEvaluator"]
@@ -57,11 +58,10 @@ class ModelEvaluator(TabularResults):
             The running :class:`~parallelize.engine.execution.Execution`.
 
         Raises:
-            ConfigError: no function, the function given twice, or no parameters.
+            ConfigError: no function, the function given twice, ``space`` not a
+                space, or no parameters.
             ResumeMismatchError: ``checkpoint`` holds results for another grid.
         """
-        from .space import ParamSpace, Space
-
         if "func" in params:
             if space is not None:
                 raise ConfigError("the function was given twice: positionally and as func=")
@@ -71,17 +71,7 @@ class ModelEvaluator(TabularResults):
             raise ConfigError("nothing to run: give the function, evaluator.run(func, **params)")
         overrides = params.pop("options", None) or {}
         checkpoint = params.pop("checkpoint", None)
-        grid: Any
-        if space is not None and not isinstance(space, Space):
-            raise ConfigError(f"the second argument must be a ParamSpace, got {type(space).__name__}")
-        if params:
-            grid = ParamSpace(**params)
-            if space is not None:
-                grid = space * grid
-        elif space is not None:
-            grid = space
-        else:
-            raise ConfigError("nothing to evaluate: give a ParamSpace or keyword parameters")
+        grid = grid_from_arguments(space, params, caller="evaluator.run()")
         self.space = grid
         self._execution = self.runner.run_batches(
             func, grid, call="kwargs", background=True, checkpoint=checkpoint, **overrides

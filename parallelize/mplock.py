@@ -1,6 +1,8 @@
 """multiprocessing_lib's API: ``mp_lock``, ``mp_lock_values`` and ``is_completed``.
 
-A thin layer over the runner and :mod:`parallelize.checkpoint`::
+A thin layer over the runner's public batch interface (``run_batches``) and a
+:class:`~parallelize.checkpoint.Checkpoint` that records only completion and
+calls ``save_callback`` before recording::
 
     data_list ──> checkpoint: done already? ──yes──> skipped (mp_lock_values: stored value)
                         │ no
@@ -28,7 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from .checkpoint.resume import STORED_WORKER, Checkpoint, ResumeRun
+from .backends import BackendName
+from .checkpoint import STORED_WORKER, Checkpoint
 from .errors import ConfigError
 from .runner import Parallelize
 from .worker.context import worker_context
@@ -109,7 +112,7 @@ def _run(
     init_function: Callable[[Any], Any] | None,
     *,
     keep_values: bool,
-    backend: str,
+    backend: BackendName,
     allow_pickle: bool,
     progress: bool,
 ) -> tuple[MpLockReport, list[Any]]:
@@ -117,12 +120,15 @@ def _run(
     folder = Path(out_path)
     folder.mkdir(parents=True, exist_ok=True)
     data_path = str(folder / DATA_PREFIX)
-    checkpoint = Checkpoint(folder / CHECKPOINT_FOLDER, allow_pickle=allow_pickle)
 
     def commit(positions: list[int], names: list[Any], results: list[Any]) -> None:
         # Called in this thread, one batch at a time, before the batch is recorded.
         if save_callback is not None:
             save_callback(data_path, list(results), list(names))
+
+    checkpoint = Checkpoint(
+        folder / CHECKPOINT_FOLDER, allow_pickle=allow_pickle, store_values=keep_values, before_record=commit
+    )
 
     values: dict[int, Any] = {}
     failures: list[TaskFailure] = []
@@ -136,17 +142,8 @@ def _run(
         initializer=init_function or _no_init,
         shared_data={} if shared_data is None else shared_data,
     ) as runner:
-        run = ResumeRun(
-            runner,
-            _Process(process),
-            data_list,
-            call="arg",
-            ordered=False,
-            checkpoint=checkpoint,
-            store_values=keep_values,
-            commit=commit,
-        )
-        for result in run.batches():
+        stream = runner.run_batches(_Process(process), data_list, call="arg", ordered=False, checkpoint=checkpoint)
+        for result in stream.batches():
             failed = set(result.failures)
             stored = result.worker == STORED_WORKER
             for k, value in enumerate(result.values):
@@ -181,7 +178,7 @@ def mp_lock(
     shared_data: Any = None,
     init_function: Callable[[Any], Any] | None = None,
     *,
-    backend: str = "process",
+    backend: BackendName = "process",
     progress: bool = False,
 ) -> MpLockReport:
     """Process every item in parallel, saving results in batches; resumable.
@@ -248,7 +245,7 @@ def mp_lock_values(
     shared_data: Any = None,
     init_function: Callable[[Any], Any] | None = None,
     *,
-    backend: str = "process",
+    backend: BackendName = "process",
     progress: bool = False,
     allow_pickle: bool = False,
 ) -> list[Any]:

@@ -15,28 +15,29 @@ from __future__ import annotations
 
 import uuid
 from concurrent.futures import Future
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator, Literal, TypeVar
 
-from .backends import make_backend
+from .backends import BackendName, make_backend
 from .backends.base import Backend
-from .engine.dispatch import Control, TaskSpec, dispatch
+from .engine.dispatch import TaskSpec, dispatch
 from .engine.execution import Execution
+from .engine.feed import Control
 from .engine.progress import make_progress
 from .engine.stream import ResultStream
 from .errors import ConfigError, RunnerClosedError
-from .options import RunOptions, default_workers
+from .options import OnError, RunOptions
 from .results.frame import FrameLayout
 from .statistics import Statistics, StatisticsCollector
+from .validate import check_callable
+from .worker.batch import BatchResult
+from .worker.calls import CallMode
 from .worker.context import WorkerSetup
 from .worker.pickling import FunctionHandle
 from .worker.result_queue import QueueCall, wants_queue
 
 __all__ = ["Parallelize"]
 
-
-def _check_callable(func: Any) -> None:
-    if not callable(func):
-        raise ConfigError(f"func must be callable (a function, method or object with __call__), got {func!r}")
+R = TypeVar("R")
 
 
 def _length(iterable: Any) -> int | None:
@@ -65,9 +66,17 @@ class Parallelize:
         on_error: ``"raise"`` (default) stops at the first failure and re-raises it;
             ``"collect"`` keeps going and yields a :class:`~parallelize.TaskFailure`
             in place of the result; ``"skip"`` keeps going and drops failures.
-        retries: extra attempts for a task that raised one of ``retry_on`` (default 0).
+        retries: extra attempts for a task that failed with one of ``retry_on``
+            (default 0). A timeout or a worker crash counts as a failure too
+            (:class:`~parallelize.errors.TaskTimeoutError`,
+            :class:`~parallelize.errors.WorkerCrashedError`); one attempt count
+            covers them all (see :class:`~parallelize.retry.RetryPolicy`).
         retry_on: exception types to retry (default: any ``Exception``).
-        backoff: seconds before the first retry, doubled after each (default 0).
+        backoff: seconds before the first retry, doubled after each (default 0:
+            retry at once). While a task waits to be retried, its worker runs
+            other tasks.
+        max_backoff: the longest wait between two attempts (default 60 s).
+        jitter: up to this many seconds added at random to each wait (default 0).
         progress: show a tqdm progress bar of finished tasks (default False).
         chunksize: tasks per batch; default ``None`` sizes batches adaptively.
         initializer: ``initializer(shared_data)`` runs once in each worker; its
@@ -90,12 +99,14 @@ class Parallelize:
         *,
         threads: int | None = None,
         workers: int | None = None,
-        backend: str = "thread",
+        backend: BackendName = "thread",
         timeout: float | None = None,
-        on_error: str = "raise",
+        on_error: OnError = "raise",
         retries: int = 0,
         retry_on: type[BaseException] | tuple[type[BaseException], ...] = (Exception,),
         backoff: float = 0.0,
+        max_backoff: float = 60.0,
+        jitter: float = 0.0,
         progress: bool = False,
         chunksize: int | None = None,
         initializer: Callable[[Any], Any] | None = None,
@@ -107,17 +118,15 @@ class Parallelize:
         }
         if len(given) > 1:
             raise ConfigError(f"give the number of workers once; got {given}")
-        n = next(iter(given.values()), None)
-        if initializer is not None:
-            _check_callable(initializer)
+        check_callable("initializer", initializer, signature="initializer(shared_data)", allow_none=True)
         self.options = RunOptions(
-            max_workers=default_workers() if n is None else n,
-            backend=backend,
             timeout=timeout,
             on_error=on_error,
             retries=retries,
             retry_on=retry_on if isinstance(retry_on, tuple) else (retry_on,),
             backoff=backoff,
+            max_backoff=max_backoff,
+            jitter=jitter,
             progress=progress,
             chunksize=chunksize,
         )
@@ -126,13 +135,9 @@ class Parallelize:
             setup = WorkerSetup(uuid.uuid4().hex, initializer, shared_data)
         self._setup = setup
         self._setup_token = setup.token if setup is not None else None
-        self._backend: Backend = make_backend(backend, self.options.max_workers, setup, **backend_options)
-        if n is None:
-            # Not given: a cluster backend may know its real capacity.
-            suggested = self._backend.suggested_workers()
-            if suggested and suggested != self.options.max_workers:
-                self.options = self.options.replace(max_workers=suggested)
-                self._backend.max_workers = suggested
+        # The backend owns the number of workers: None lets it choose (a
+        # cluster knows its threads; else the CPUs this process may use).
+        self._backend: Backend = make_backend(backend, next(iter(given.values()), None), setup, **backend_options)
         self._check_timeout(self.options)
         self._last_execution: Execution | None = None
         self._last_collector: StatisticsCollector | None = None
@@ -144,8 +149,8 @@ class Parallelize:
 
     @property
     def max_workers(self) -> int:
-        """Tasks run at once."""
-        return self.options.max_workers
+        """Tasks run at once (the backend's number)."""
+        return self._backend.max_workers
 
     @property
     def backend(self) -> Backend:
@@ -153,8 +158,8 @@ class Parallelize:
         return self._backend
 
     def __repr__(self) -> str:
-        o = self.options
-        return f"Parallelize(max_workers={o.max_workers}, backend={o.backend!r}, on_error={o.on_error!r})"
+        b = self._backend
+        return f"Parallelize(max_workers={b.max_workers}, backend={b.name!r}, on_error={self.options.on_error!r})"
 
     # -- the engine ------------------------------------------------------------------
 
@@ -171,7 +176,7 @@ class Parallelize:
     def _check_timeout(self, options: RunOptions) -> RunOptions:
         if options.timeout is not None and not self._backend.can_time_out:
             raise ConfigError(
-                f"timeout={options.timeout} cannot be enforced on the {options.backend!r} backend here "
+                f"timeout={options.timeout} cannot be enforced on the {self._backend.name!r} backend here "
                 "(the serial backend interrupts a task with SIGALRM, which only the main thread receives); "
                 "create the runner in the main thread, or use backend='thread' or 'process'"
             )
@@ -181,36 +186,36 @@ class Parallelize:
         if self._closed:
             raise RunnerClosedError("this runner was shut down; create a new Parallelize to run more work")
 
-    def _start(
+    def _compute(
         self,
         func: Callable[..., Any],
-        items: Iterable[Any],
-        call: str,
+        call: CallMode,
         options: RunOptions,
+        collector: StatisticsCollector,
+        progress: Any,
         *,
         ordered: bool,
         total: int | None,
-        fixed: dict[str, Any] | None = None,
-        control: Control | None = None,
-    ) -> tuple[Any, StatisticsCollector, Any]:
-        _check_callable(func)
-        self._check_open()
-        collector = StatisticsCollector(total)
-        self._last_collector = collector
-        progress = make_progress(options.progress, total)
+        fixed: dict[str, Any] | None,
+        control: Control | None,
+    ) -> Callable[[Iterable[Any]], Iterator[BatchResult]]:
+        """The engine over this runner's backend, as a function of the inputs."""
         spec = TaskSpec(FunctionHandle(func), call, fixed, self._setup_token)
-        batches = dispatch(
-            self._backend,
-            spec,
-            items,
-            options,
-            collector,
-            ordered=ordered,
-            total=total,
-            progress=progress,
-            control=control,
-        )
-        return batches, collector, progress
+
+        def compute(items: Iterable[Any]) -> Iterator[BatchResult]:
+            return dispatch(
+                self._backend,
+                spec,
+                items,
+                options,
+                collector,
+                ordered=ordered,
+                total=total,
+                progress=progress,
+                control=control,
+            )
+
+        return compute
 
     # -- entry points ----------------------------------------------------------------
 
@@ -229,25 +234,13 @@ class Parallelize:
         Returns:
             The running :class:`~parallelize.engine.execution.Execution`.
         """
-        _check_callable(func)
+        check_callable("func", func)
         queued = wants_queue(func) and "queue" not in kwargs
         target: Callable[..., Any] = QueueCall(func) if queued else func
-        n = self.options.max_workers
-        options = self.options.replace(chunksize=1)
-        control = Control()
-        batches, collector, progress = self._start(
-            target, [kwargs] * n, "kwargs", options, ordered=False, total=n, control=control
+        n = self._backend.max_workers
+        execution: Execution = self.run_batches(
+            target, [kwargs] * n, call="kwargs", background=True, chunksize=1, flatten=queued
         )
-        execution = Execution(
-            batches,
-            collector,
-            flatten=queued,
-            skip_failures=options.on_error == "skip",
-            progress=progress,
-            layout=FrameLayout("kwargs"),
-            control=control,
-        )
-        self._last_execution = execution
         return execution
 
     def results(self, ordered: bool = False) -> Any:
@@ -264,13 +257,13 @@ class Parallelize:
 
     def map(
         self,
-        func: Callable[..., Any],
+        func: Callable[..., R],
         iterable: Iterable[Any],
         *,
         ordered: bool = True,
         checkpoint: Any = None,
         **overrides: Any,
-    ) -> ResultStream:
+    ) -> ResultStream[R]:
         """Lazily apply ``func`` to every item of ``iterable``.
 
         Items are pulled as workers need them and at most a few batches per
@@ -295,24 +288,31 @@ class Parallelize:
         Raises:
             ResumeMismatchError: ``checkpoint`` holds results for other inputs.
         """
-        call = "kwargs" if _is_space(iterable) else "arg"
+        call: CallMode = "kwargs" if _is_space(iterable) else "arg"
         return self.run_batches(func, iterable, call=call, ordered=ordered, checkpoint=checkpoint, **overrides)
 
     def starmap(
         self,
-        func: Callable[..., Any],
+        func: Callable[..., R],
         iterable: Iterable[Iterable[Any]],
         *,
         ordered: bool = True,
         checkpoint: Any = None,
         **overrides: Any,
-    ) -> ResultStream:
+    ) -> ResultStream[R]:
         """Like :meth:`map`, calling ``func(*item)`` for each item (a tuple of arguments)."""
         return self.run_batches(func, iterable, call="star", ordered=ordered, checkpoint=checkpoint, **overrides)
 
     def map_rows(
-        self, func: Callable[..., Any], frame: Any, *, pass_as: str = "pair", ordered: bool = True, **overrides: Any
-    ) -> ResultStream:
+        self,
+        func: Callable[..., R],
+        frame: Any,
+        *,
+        pass_as: Literal["pair", "kwargs"] = "pair",
+        ordered: bool = True,
+        checkpoint: Any = None,
+        **overrides: Any,
+    ) -> ResultStream[R]:
         """Lazily apply ``func`` to every row of a pandas DataFrame (the mproc style).
 
         Rows are produced one at a time as workers need them (``iterrows`` or
@@ -331,6 +331,8 @@ class Parallelize:
                 keyword arguments, each column keeping its own type (column names
                 must be unique strings).
             ordered: yield in input order (default) or as tasks complete.
+            checkpoint: a folder to record finished rows in and resume from, as
+                for :meth:`map`; the resumed frame keeps the input's index.
             **overrides: per-call options as for :meth:`map`.
 
         Returns:
@@ -343,19 +345,22 @@ class Parallelize:
         from .results.rows import row_tasks
 
         target, rows, layout = row_tasks(func, frame, pass_as)
-        return self.run_batches(target, rows, call="arg", ordered=ordered, layout=layout, **overrides)
+        return self.run_batches(
+            target, rows, call="arg", ordered=ordered, layout=layout, checkpoint=checkpoint, **overrides
+        )
 
     def run_batches(
         self,
         func: Callable[..., Any],
         iterable: Iterable[Any],
         *,
-        call: str = "arg",
+        call: CallMode = "arg",
         ordered: bool = False,
         fixed: dict[str, Any] | None = None,
         background: bool = False,
         checkpoint: Any = None,
         layout: FrameLayout | None = None,
+        flatten: bool = False,
         **overrides: Any,
     ) -> Any:
         """The engine's batch-level interface, for layers built on the runner.
@@ -368,38 +373,46 @@ class Parallelize:
             fixed: keyword arguments added to every call.
             background: return a running :class:`~parallelize.engine.execution.Execution`
                 instead of a lazy :class:`~parallelize.engine.stream.ResultStream`.
-            checkpoint: a folder to record finished tasks in and resume from, as for :meth:`map`.
+            checkpoint: a folder (or :class:`~parallelize.checkpoint.Checkpoint`)
+                to record finished tasks in and resume from, as for :meth:`map`.
+                It filters the stream: only missing items reach the engine.
             layout: how inputs become DataFrame columns (default: from ``call``).
+            flatten: each result is a list of values to yield one by one (the
+                seed API's ``queue``).
             **overrides: per-call options as for :meth:`map`.
         """
-        if checkpoint is not None:
-            from .checkpoint.resume import resume
-
-            resumed = resume(
-                self,
-                func,
-                iterable,
-                call=call,
-                ordered=ordered,
-                overrides=overrides,
-                checkpoint=checkpoint,
-                fixed=fixed,
-                background=background,
-            )
-            if background:
-                self._last_execution = resumed
-            return resumed
+        check_callable("func", func)
+        self._check_open()
         options = self._options(overrides)
-        total = _length(iterable)
+        resume = None
+        if checkpoint is not None:
+            from .checkpoint import Checkpoint
+            from .checkpoint.resume import Resume
+
+            # Opened and checked now: a damaged or foreign folder fails before anything runs.
+            resume = Resume(Checkpoint.of(checkpoint), iterable, call=call, ordered=ordered)
+            total = resume.missing
+        else:
+            total = _length(iterable)
+        collector = StatisticsCollector(total)
+        self._last_collector = collector
+        progress = make_progress(options.progress, total)
         control = Control() if background else None
-        batches, collector, progress = self._start(
-            func, iterable, call, options, ordered=ordered, total=total, fixed=fixed, control=control
+        compute = self._compute(
+            func, call, options, collector, progress, ordered=ordered, total=total, fixed=fixed, control=control
         )
+        batches = compute(iterable) if resume is None else _resumed(resume, compute, collector)
         skip = options.on_error == "skip"
         layout = layout or FrameLayout(call)
         if background:
             execution = Execution(
-                batches, collector, skip_failures=skip, progress=progress, layout=layout, control=control
+                batches,
+                collector,
+                flatten=flatten,
+                skip_failures=skip,
+                progress=progress,
+                layout=layout,
+                control=control,
             )
             self._last_execution = execution
             return execution
@@ -425,7 +438,7 @@ class Parallelize:
         Raises:
             RunnerClosedError: the runner was shut down.
         """
-        _check_callable(func)
+        check_callable("func", func)
         self._check_open()
         if self._submitter is None:
             from .engine.submitter import Submitter
@@ -467,6 +480,16 @@ class Parallelize:
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         # On an error (Ctrl-C included) do not wait for queued work.
         self.shutdown(wait=exc_type is None, cancel_futures=exc_type is not None)
+
+
+def _resumed(
+    resume: Any, compute: Callable[[Iterable[Any]], Iterator[BatchResult]], collector: StatisticsCollector
+) -> Iterator[BatchResult]:
+    """A resumed run's batches; its statistics end even when nothing was left to compute."""
+    try:
+        yield from resume.batches(compute)
+    finally:
+        collector.close()
 
 
 def _is_space(obj: Any) -> bool:

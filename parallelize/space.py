@@ -49,7 +49,7 @@ from .distributions import Draw as _Draw
 from .distributions import is_distribution
 from .errors import ConfigError
 from .hashing import params_hash
-from .validate import check_choice
+from .validate import check_choice, check_int
 
 __all__ = [
     "ParamSpace",
@@ -60,6 +60,7 @@ __all__ = [
     "Space",
     "SumSpace",
     "ZipSpace",
+    "grid_from_arguments",
     "params_hash",
     "zip_spaces",
 ]
@@ -148,15 +149,6 @@ def _merge(points: Iterable[Params]) -> Params:
     for p in points:
         data.update(p._data)
     return Params._of(data)
-
-
-# --------------------------------------------------------------------------- sampling
-
-
-def _check_count(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigError(f"{name} must be a non-negative int, got {value!r}")
-    return value
 
 
 # --------------------------------------------------------------------------- base
@@ -335,9 +327,8 @@ class Space(ABC):
                 replacement; if ``k > 0`` and the space is empty; if a sum with a
                 distribution side is sampled (its sides have no size to weigh).
         """
-        k = _check_count("k", k)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise ConfigError(f"seed must be an int or None, got {seed!r}")
+        k = check_int("k", k, minimum=0)
+        check_int("seed", seed, allow_none=True)
         rng = random.Random(seed)
         if self._n is None:
             d = _Draw(rng)
@@ -628,10 +619,9 @@ class ParamSpace(Space):
             return ParamSpace.zip(**config) if mode == "uniform" else ParamSpace(**config)
         if n_samples is None:
             raise ConfigError("mode='random' requires n_samples")
-        n_samples = _check_count("n_samples", n_samples)
+        n_samples = check_int("n_samples", n_samples, minimum=0)
         grid = ParamSpace(**config)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise ConfigError(f"seed must be an int or None, got {seed!r}")
+        check_int("seed", seed, allow_none=True)
         d = _Draw(random.Random(seed))
         return PointsSpace([grid._draw(d) for _ in range(n_samples)], keys=grid.keys)
 
@@ -640,6 +630,39 @@ def _rebuild_grid(axes: dict[str, Any], scalars: frozenset[str]) -> ParamSpace:
     space = ParamSpace(**axes)  # tuples/ranges/distributions pass through unchanged
     object.__setattr__(space, "_scalars", scalars)
     return space
+
+
+def grid_from_arguments(space: Any, params: Mapping[str, Any], *, caller: str) -> Space:
+    """The grid an entry point sweeps when called as ``caller(space, **params)``.
+
+    The one place where ``fit.grid(...)`` and ``ModelEvaluator.run(...)`` turn
+    their arguments into a space, so both read them the same way.
+
+    Args:
+        space: a :class:`Space` (any kind), or ``None``.
+        params: parameter name to values, as for :class:`ParamSpace`: an iterable
+            (strings, bytes and mappings excepted) is an axis, anything else a
+            fixed value.
+        caller: the entry point, named in messages, e.g. ``"fit.grid()"``.
+
+    Returns:
+        ``space * ParamSpace(**params)``; just one of them when the other is
+        missing (so ``space``'s own points, in its order, when ``params`` is empty).
+
+    Raises:
+        ConfigError: ``space`` is not a space, or neither is given.
+    """
+    if space is not None and not isinstance(space, Space):
+        raise ConfigError(
+            f"the space given to {caller} must be a ParamSpace (or any Space), got {type(space).__name__}; "
+            "give lists of values as keyword parameters instead"
+        )
+    if not params:
+        if space is None:
+            raise ConfigError(f"nothing to evaluate: {caller} needs a ParamSpace or keyword parameters")
+        return space
+    grid = ParamSpace(**params)
+    return grid if space is None else space * grid
 
 
 # --------------------------------------------------------------------------- combinators

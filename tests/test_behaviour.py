@@ -151,7 +151,7 @@ def gated_grid_point(depth: int, impurity: str, bins: int, foo: str, gate: str) 
 def test_threads_and_positional_worker_counts() -> None:
     with Parallelize(threads=4) as a, Parallelize(4) as b, Parallelize(workers=3) as c:
         assert (a.max_workers, b.max_workers, c.max_workers) == (4, 4, 3)
-        assert a.options.backend == b.options.backend == "thread"
+        assert a.backend.name == b.backend.name == "thread"
 
 
 # -- run(): the original API ------------------------------------------------------------

@@ -1167,3 +1167,44 @@ def test_ctrl_c_stops_promptly_and_the_rerun_completes(tmp_path: Path, backend: 
     assert "KeyboardInterrupt" in err
     assert not [p.cmdline() for p in left if "resource_tracker" not in " ".join(p.cmdline())]
     _finish_and_check(script, folder, log, backend)
+
+
+# -- map_rows resumes like map, and keeps the frame's own index ---------------------
+
+
+def _row_tag(pair: tuple[Any, Any]) -> str:
+    label, row = pair
+    return f"{label}:{row['x']}"
+
+
+def _row_sum(x: int, y: int) -> int:
+    if x == 3 and os.environ.get("PZ_TEST_FAIL_ROW") == "1":
+        raise ValueError("row 3 fails on the first run")
+    return x + y
+
+
+@pytest.mark.parametrize("pass_as", ["pair", "kwargs"])
+def test_map_rows_with_a_checkpoint_keeps_the_index_and_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pass_as: str
+) -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame({"x": [1, 2, 3, 4], "y": [10, 20, 30, 40]}, index=pd.Index(["a", "b", "c", "d"], name="key"))
+    func = _row_tag if pass_as == "pair" else _row_sum
+    folder = tmp_path / "ck"
+    monkeypatch.setenv("PZ_TEST_FAIL_ROW", "1")
+    with Parallelize(2, backend="thread", on_error="collect") as runner:
+        first = runner.map_rows(func, frame, pass_as=pass_as, checkpoint=folder).to_dataframe()
+    assert first.index.equals(frame.index) and first.index.name == "key"
+    assert "input" not in first.columns
+    monkeypatch.setenv("PZ_TEST_FAIL_ROW", "0")
+    with Parallelize(2, backend="thread") as runner:
+        stream = runner.map_rows(func, frame, pass_as=pass_as, checkpoint=folder)
+        again = stream.to_dataframe()
+        stats = runner.statistics()
+    assert again.index.equals(frame.index) and again.index.name == "key"
+    expected = ["a:1", "b:2", "c:3", "d:4"] if pass_as == "pair" else [11, 22, 33, 44]
+    assert again["result"].tolist() == expected
+    # The first run recorded every row that succeeded; the rerun computed only the rest.
+    assert stats.completed == (0 if pass_as == "pair" else 1)
+    assert list(again["worker"] == STORED_WORKER) == ([True] * 4 if pass_as == "pair" else [True, True, False, True])

@@ -93,8 +93,13 @@ def test_grid_options_and_order() -> None:
 
 
 def test_grid_needs_something() -> None:
-    with pytest.raises(ConfigError, match="grid"):
+    with pytest.raises(ConfigError, match=r"nothing to evaluate: scale\.grid\(\) needs a ParamSpace"):
         scale.grid()
+
+
+def test_grid_space_must_be_a_space() -> None:
+    with pytest.raises(ConfigError, match=r"scale\.grid\(\) must be a ParamSpace .*got list"):
+        scale.grid([1, 2], factor=[1])
 
 
 def test_statistics() -> None:
@@ -117,9 +122,9 @@ def test_with_options_is_a_copy() -> None:
         assert serial(3) == 6
         assert serial.__name__ == "scale" and serial.__doc__ == scale.__doc__
         assert list(serial.map([1, "x", 2])) == [2, "xx", 4]
-        assert serial.runner.options.backend == "serial"
+        assert serial.runner.backend.name == "serial" and serial.runner.max_workers == 1
         assert serial.runner.options.on_error == "skip"
-        assert scale.runner.options.backend == "thread"
+        assert scale.runner.backend.name == "thread"
     finally:
         serial.shutdown()
 
@@ -147,11 +152,13 @@ def test_decorating_a_method() -> None:
 @pytest.mark.parametrize(
     ("settings", "bad"),
     [
-        ({"workers": 0}, "0"),
-        ({"backend": "proces"}, "'proces'"),
+        ({"workers": 0}, r"max_workers must be an integer >= 1 .*got 0"),
+        ({"threads": 2.5}, r"max_workers must be an integer >= 1 .*got 2.5"),
+        ({"backend": "proces"}, r"unknown backend 'proces'; expected one of \[.*'process'"),
+        ({"backend": 3}, r"unknown backend 3"),
         ({"on_error": "bad"}, "'bad'"),
-        ({"timeout": -1}, "-1"),
-        ({"chunksize": 0}, "0"),
+        ({"timeout": -1}, "timeout must be .*got -1"),
+        ({"chunksize": 0}, "chunksize must be an integer >= 1 .*got 0"),
         ({"workers": 2, "max_workers": 3}, "workers"),
     ],
 )

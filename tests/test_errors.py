@@ -115,6 +115,13 @@ def test_unknown_backend_option(backend: str) -> None:
     raises_config_error(lambda: Parallelize(2, backend=backend, colour="red"), "colour")
 
 
+@pytest.mark.parametrize("idle_timeout", [0, -1, "10", float("nan")])
+def test_bad_idle_timeout(idle_timeout: Any) -> None:
+    raises_config_error(
+        lambda: Parallelize(2, backend="process", idle_timeout=idle_timeout), "idle_timeout", repr(idle_timeout)
+    )
+
+
 # -- calls on a runner -----------------------------------------------------------------------------
 
 

@@ -29,6 +29,7 @@ from parallelize.space import (
     Space,
     SumSpace,
     ZipSpace,
+    grid_from_arguments,
     params_hash,
     zip_spaces,
 )
@@ -381,10 +382,22 @@ def test_sample_errors() -> None:
         space.sample(5)
     assert len(space.sample(5, replace=True, seed=0)) == 5
     for k in (-1, 1.5, True):
-        with pytest.raises(ConfigError, match="k must be a non-negative int"):
+        with pytest.raises(ConfigError, match="k must be an integer >= 0"):
             space.sample(k)  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match="seed must be an int or None"):
+    with pytest.raises(ConfigError, match="seed must be an integer or None"):
         space.sample(1, seed="abc")  # type: ignore[arg-type]
+
+
+def test_grid_from_arguments() -> None:
+    space = ParamSpace(a=[1, 2])
+    grid = grid_from_arguments(space, {"b": [3, 4], "tag": "xy"}, caller="f.grid()")
+    assert list(grid) == list(space * ParamSpace(b=[3, 4], tag="xy"))
+    assert grid_from_arguments(space, {}, caller="f.grid()") is space
+    assert list(grid_from_arguments(None, {"b": range(2)}, caller="f.grid()")) == [{"b": 0}, {"b": 1}]
+    with pytest.raises(ConfigError, match=r"nothing to evaluate: f\.grid\(\) needs a ParamSpace"):
+        grid_from_arguments(None, {}, caller="f.grid()")
+    with pytest.raises(ConfigError, match=r"space given to f\.grid\(\) must be a ParamSpace .*got list"):
+        grid_from_arguments([1, 2], {"b": [1]}, caller="f.grid()")
 
 
 def test_unsortable_set_axis() -> None:
@@ -517,7 +530,7 @@ def test_helper_distributions() -> None:
         (lambda: uniform(0, float("inf")), "finite number"),
         (lambda: loguniform(0, 1), "0 < low < high"),
         (lambda: randint(3, 3), "high is exclusive"),
-        (lambda: randint(0.5, 3), "must be an int"),  # type: ignore[arg-type]
+        (lambda: randint(0.5, 3), "randint low must be an integer"),  # type: ignore[arg-type]
         (lambda: uniform(0, 1).rvs(random_state="seed"), "random_state must be"),
         (lambda: uniform(0, 1).rvs(size=-1), "size must be"),
     ],

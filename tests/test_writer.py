@@ -24,7 +24,10 @@ from parallelize import (
     WriteSummary,
     read_results,
 )
-from parallelize.results.writer import MANIFEST, Conversion, _atomic_write, _PartWriter, _split_by_memory
+from parallelize.durable import atomic_write
+from parallelize.results.files import PartWriter, split_by_memory
+from parallelize.results.folder import MANIFEST
+from parallelize.results.summary import Conversion
 
 BACKENDS = ["thread", "process"]
 FORMATS = ["parquet", "csv"]
@@ -136,7 +139,7 @@ def test_split_by_memory_gives_consecutive_pieces_under_the_limit() -> None:
     sizes = [10, 5000, 10, 10, 3000, 10, 10, 10, 800, 10] * 5
     frame = pd.DataFrame({"s": ["x" * n for n in sizes]})
     limit = 8000
-    pieces = _split_by_memory(frame, limit)
+    pieces = split_by_memory(frame, limit)
     assert pd.concat(pieces).index.tolist() == list(range(len(sizes)))
     for piece in pieces:
         assert len(piece) == 1 or piece.memory_usage(deep=True).sum() <= limit
@@ -252,9 +255,9 @@ def test_failed_write_leaves_neither_temp_nor_final_file(tmp_path: Path) -> None
         raise OSError("disk full")
 
     with pytest.raises(OSError, match="disk full"):
-        _atomic_write(target, broken, binary=False)
+        atomic_write(target, broken, binary=False)
     assert list(tmp_path.iterdir()) == []
-    _atomic_write(target, lambda f: f.write("a,b\n1,2\n"), binary=False)
+    atomic_write(target, lambda f: f.write("a,b\n1,2\n"), binary=False)
     assert [p.name for p in tmp_path.iterdir()] == ["part-000000.csv"]
     assert target.read_text() == "a,b\n1,2\n"
 
@@ -465,7 +468,7 @@ def test_a_name_that_cannot_be_kept_comes_back_as_its_repr_and_is_reported(fmt: 
 def test_duplicate_column_names_are_kept(fmt: str, tmp_path: Path) -> None:
     frame = pd.DataFrame([[1, "x", 2.5], [2, "n/a", None]], columns=pd.Index(["a", "a", 0], dtype=object))
     frame.index = pd.Index([10, 11], name="task")
-    writer = _PartWriter(tmp_path, fmt, max_rows=1, max_mem=None, reduce=False)
+    writer = PartWriter(tmp_path, fmt, max_rows=1, max_mem=None, reduce=False)
     writer.add(frame)
     writer.close()
     pd.testing.assert_frame_equal(read_results(tmp_path), frame)
@@ -495,16 +498,16 @@ def test_map_rows_labels_of_mixed_types_are_kept(fmt: str, tmp_path: Path) -> No
 
 
 def test_a_disk_error_names_the_folder_and_the_part(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import parallelize.results.writer as writer_module
+    import parallelize.results.files as files_module
 
-    real_write = writer_module._atomic_write
+    real_write = files_module.atomic_write
 
     def disk_full_from_part_2(path: Path, write: Any, binary: bool) -> None:
         if path.name.startswith("part-") and path.name >= "part-000002":
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         real_write(path, write, binary)
 
-    monkeypatch.setattr(writer_module, "_atomic_write", disk_full_from_part_2)
+    monkeypatch.setattr(files_module, "atomic_write", disk_full_from_part_2)
     with Parallelize(2, backend="thread") as runner:
         with pytest.raises(OSError) as info:
             runner.map(record, range(50), chunksize=5).to_files(tmp_path, max_rows=10, format="csv")

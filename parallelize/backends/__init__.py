@@ -13,13 +13,16 @@ dask      a Dask distributed cluster (``pip install "parallelize[dask]"``)
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 from ..errors import ConfigError
 from ..validate import check_choice
 from .base import Backend
 
-__all__ = ["Backend", "available_backends", "get_backend_class", "register_backend"]
+__all__ = ["Backend", "BackendName", "available_backends", "get_backend_class", "make_backend", "register_backend"]
+
+#: The backends that ship with parallelize (others may be added with :func:`register_backend`).
+BackendName = Literal["thread", "process", "serial", "dask"]
 
 # name -> "module:Class", imported lazily so that `import parallelize` never pays
 # for loky or dask until a runner actually uses them.
@@ -65,6 +68,15 @@ def get_backend_class(name: str) -> Callable[..., Backend]:
     return factory
 
 
-def make_backend(name: str, max_workers: int, initializer: Callable[[], None] | None, **options: Any) -> Backend:
-    """Build the backend registered as ``name``."""
+def make_backend(name: str, max_workers: int | None, initializer: Callable[[], None] | None, **options: Any) -> Backend:
+    """Build the backend registered as ``name``.
+
+    Args:
+        name: a registered name (see :func:`available_backends`).
+        max_workers: tasks run at once, or ``None`` for the backend's own choice.
+        initializer: called once in each worker, or ``None``.
+        **options: the backend's own options.
+    """
+    if not isinstance(name, str):
+        raise ConfigError(f"backend must be a name such as 'thread' or 'process', got {name!r}")
     return get_backend_class(name)(max_workers, initializer, **options)

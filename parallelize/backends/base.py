@@ -9,17 +9,31 @@ it holds.
 from __future__ import annotations
 
 import abc
+import os
 from concurrent.futures import Future
 from typing import Any, Callable, ClassVar
 
-__all__ = ["Backend"]
+from ..validate import check_int
+
+__all__ = ["Backend", "default_workers"]
+
+
+def default_workers() -> int:
+    """The number of CPUs this process may use (at least 1)."""
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 class Backend(abc.ABC):
     """A pool of workers that runs callables and hands back futures.
 
     Args:
-        max_workers: how many tasks may run at once (>= 1).
+        max_workers: how many tasks may run at once (>= 1); ``None``: what
+            :meth:`suggested_workers` says, else the CPUs this process may use.
+            The backend is the one owner of this number (``runner.max_workers``
+            reads it here).
         initializer: called once in each worker before its first task, or ``None``.
         **options: backend-specific options; unknown ones raise ``ConfigError``.
 
@@ -48,9 +62,17 @@ class Backend(abc.ABC):
     #: Whether ``submit`` runs the task at once in the submitting thread (serial).
     runs_inline: ClassVar[bool] = False
 
-    def __init__(self, max_workers: int, initializer: Callable[[], None] | None = None, **options: Any) -> None:
-        self.max_workers = max_workers
+    def __init__(self, max_workers: int | None, initializer: Callable[[], None] | None = None, **options: Any) -> None:
+        check_int("max_workers", max_workers, minimum=1, allow_none=True, none_means="the CPUs this process may use")
+        self._max_workers = max_workers
         self.initializer = initializer
+
+    @property
+    def max_workers(self) -> int:
+        """Tasks run at once: as given, else :meth:`suggested_workers`, else the CPUs here."""
+        if self._max_workers is None:
+            self._max_workers = self.suggested_workers() or default_workers()
+        return self._max_workers
 
     @abc.abstractmethod
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:

@@ -29,6 +29,7 @@ from concurrent.futures import CancelledError, Future
 from typing import Any, Callable
 
 from ..errors import BackendUnavailableError, ConfigError, SchedulerUnreachableError, WorkerCrashedError
+from ..validate import check_seconds
 from .base import Backend
 
 try:
@@ -304,7 +305,7 @@ class DaskBackend(Backend):
 
     def __init__(
         self,
-        max_workers: int,
+        max_workers: int | None,
         initializer: Callable[[], None] | None = None,
         *,
         address: str | None = None,
@@ -324,13 +325,12 @@ class DaskBackend(Backend):
             raise ConfigError(f"address must be a scheduler address like 'tcp://host:8786', got {address!r}")
         if client is not None and not isinstance(client, distributed.Client):
             raise ConfigError(f"client must be a distributed.Client, got {type(client).__name__}")
-        if isinstance(connect_timeout, bool) or not isinstance(connect_timeout, (int, float)) or connect_timeout <= 0:
-            raise ConfigError(f"connect_timeout must be a number of seconds > 0, got {connect_timeout!r}")
+        connect_timeout = check_seconds("connect_timeout", connect_timeout, allow_zero=False)
         if cluster_options is not None and (address is not None or client is not None):
             raise ConfigError("cluster_options only apply to the LocalCluster started without address or client")
         super().__init__(max_workers, initializer)
         self.address = address
-        self._connect_timeout = float(connect_timeout)
+        self._connect_timeout = connect_timeout
         self._cluster_options = dict(cluster_options or {})
         self._lock = threading.Lock()
         self._client: Any = None

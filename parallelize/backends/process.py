@@ -21,6 +21,7 @@ from concurrent.futures import Future
 from typing import Any, Callable
 
 from ..errors import ConfigError, RunnerClosedError
+from ..validate import check_seconds
 from .base import Backend
 from .pool import ProcessPool, check_worker_count
 
@@ -55,7 +56,8 @@ class ProcessBackend(Backend):
     Args:
         max_workers: number of worker processes.
         initializer: run once in each worker process.
-        idle_timeout: seconds an idle worker waits before exiting (default 300).
+        idle_timeout: seconds an idle worker waits before exiting (> 0; default
+            300), or ``None`` to keep idle workers until shutdown.
         env: environment variables set in each worker (e.g. ``{"OMP_NUM_THREADS": "1"}``).
     """
 
@@ -64,10 +66,10 @@ class ProcessBackend(Backend):
 
     def __init__(
         self,
-        max_workers: int,
+        max_workers: int | None,
         initializer: Callable[[], None] | None = None,
         *,
-        idle_timeout: float = IDLE_WORKER_TIMEOUT,
+        idle_timeout: float | None = IDLE_WORKER_TIMEOUT,
         env: dict[str, str] | None = None,
         **options: Any,
     ) -> None:
@@ -77,15 +79,21 @@ class ProcessBackend(Backend):
             isinstance(env, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())
         ):
             raise ConfigError(f"env must be a dict of str to str, got {env!r}")
-        check_worker_count(max_workers)
+        if idle_timeout is not None:  # None: idle workers stay until shutdown, as on the pool
+            idle_timeout = check_seconds(
+                "idle_timeout", idle_timeout, allow_zero=False, meaning="> 0, or None to keep idle workers"
+            )
         super().__init__(max_workers, initializer)
+        check_worker_count(self.max_workers)
         self._idle_timeout = idle_timeout
         self._env = env
         self._lock = threading.Lock()
         self._pool: ProcessPool | None = None
         self._closed = False
         # Only pools whose workers never ran a user's initializer may be handed on.
-        self._key = (max_workers, tuple(sorted((env or {}).items())), idle_timeout) if initializer is None else None
+        self._key = (
+            (self.max_workers, tuple(sorted((env or {}).items())), idle_timeout) if initializer is None else None
+        )
 
     def _get(self) -> ProcessPool:
         with self._lock:

@@ -25,7 +25,7 @@ class SerialBackend(Backend):
     in_process = True
     runs_inline = True
 
-    def __init__(self, max_workers: int, initializer: Callable[[], None] | None = None, **options: Any) -> None:
+    def __init__(self, max_workers: int | None, initializer: Callable[[], None] | None = None, **options: Any) -> None:
         if options:
             raise ConfigError(f"the serial backend takes no options; got {sorted(options)}")
         super().__init__(max_workers, initializer)

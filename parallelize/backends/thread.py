@@ -87,11 +87,11 @@ class ThreadBackend(Backend):
     name = "thread"
     in_process = True
 
-    def __init__(self, max_workers: int, initializer: Callable[[], None] | None = None, **options: Any) -> None:
+    def __init__(self, max_workers: int | None, initializer: Callable[[], None] | None = None, **options: Any) -> None:
         if options:
             raise ConfigError(f"the thread backend takes no options; got {sorted(options)}")
-        _check_thread_count(max_workers)
         super().__init__(max_workers, initializer)
+        _check_thread_count(self.max_workers)
         self._work: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._threads: list[_Worker] = []

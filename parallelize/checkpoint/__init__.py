@@ -7,7 +7,7 @@ the missing positions and merges old and new results back into input order::
 
     input ──enumerate──> position stored? ──yes──> stored value ──────────────┐
                                 │ no                                           v
-                                └─> runner (only missing items) ─> journal ─> merge in
+                                └─> engine (only missing items) ─> journal ─> merge in
                                                                    (fsync)    input order
 
 Folder layout:

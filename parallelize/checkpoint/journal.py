@@ -15,9 +15,11 @@ import uuid
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, NamedTuple
+from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
+from ..durable import atomic_write, fsync_dir, write_all
 from ..errors import CheckpointError, ConfigError, ResumeMismatchError
+from ..validate import check_bool, check_callable
 from ..worker.failure import short_repr
 from .codec import MAX_POSITION, input_hash, shown_value
 
@@ -65,26 +67,6 @@ def damaged_error(source: str, folder: Path, what: str) -> CheckpointError:
         f"changed or corrupted; nothing in it was used or run. Delete the folder {str(folder)!r} to start "
         "over, or remove just that file to recompute only its tasks"
     )
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory handles
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
 
 
 def _frame(payload: bytes) -> bytes:
@@ -205,18 +187,13 @@ class JournalWriter:
         self.folder.mkdir(parents=True, exist_ok=True)
         manifest = self.folder / MANIFEST
         if not manifest.exists():
-            tmp = self.folder / f".{MANIFEST}.{uuid.uuid4().hex}.tmp"
             doc = {"format": FORMAT, "version": VERSION, "call": self.call, "hash": _HASH_SCHEME}
-            with open(tmp, "w", encoding="utf-8") as f:
-                json.dump(doc, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, manifest)
+            atomic_write(manifest, lambda f: json.dump(doc, f), binary=False)
         name = f"journal-{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}.log"
         fd = os.open(self.folder / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
-        _write_all(fd, _SEGMENT_MAGIC)
+        write_all(fd, _SEGMENT_MAGIC)
         os.fsync(fd)
-        _fsync_dir(self.folder)  # the new file's name must survive a power cut too
+        fsync_dir(self.folder)  # the new file's name must survive a power cut too
         return fd
 
     def append(self, tasks: list[list[Any]]) -> None:
@@ -224,7 +201,7 @@ class JournalWriter:
         if self._fd is None:
             self._fd = self._open()
         payload = json.dumps({"tasks": tasks}, separators=(",", ":"), allow_nan=False).encode("utf-8")
-        _write_all(self._fd, _frame(payload))
+        write_all(self._fd, _frame(payload))
         os.fsync(self._fd)
 
     def close(self) -> None:
@@ -251,20 +228,33 @@ class Checkpoint:
             data). Loading a pickle can run code, so only allow it for folders you
             wrote yourself. Default False: such a folder raises
             :class:`~parallelize.errors.CheckpointError` when opened.
+        store_values: record each task's result (default). ``False`` records
+            only that a task finished: a rerun skips it and yields ``None`` in
+            its place (``mp_lock``, where ``save_callback`` keeps the results).
+        before_record: ``before_record(positions, items, values)``, called in the
+            consuming thread with each batch's successful tasks after they are
+            computed and before they are recorded; if it raises, the batch is
+            not recorded (so a rerun computes it again) and the error goes on
+            up. ``mp_lock``'s ``save_callback`` runs here. Default ``None``.
 
     Raises:
-        ConfigError: ``folder`` is not a path.
+        ConfigError: ``folder`` is not a path, or a field has the wrong type.
     """
 
     folder: Path
     allow_pickle: bool = False
+    store_values: bool = True
+    before_record: Callable[[list[int], list[Any], list[Any]], None] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.folder, (str, os.PathLike)):
             raise ConfigError(f"a checkpoint folder must be a path (str or os.PathLike), got {self.folder!r}")
         object.__setattr__(self, "folder", Path(self.folder))
-        if not isinstance(self.allow_pickle, bool):
-            raise ConfigError(f"allow_pickle must be True or False, got {self.allow_pickle!r}")
+        check_bool("allow_pickle", self.allow_pickle)
+        check_bool("store_values", self.store_values)
+        check_callable(
+            "before_record", self.before_record, signature="before_record(positions, items, values)", allow_none=True
+        )
 
     @classmethod
     def of(cls, value: Any) -> Checkpoint:
@@ -319,7 +309,7 @@ class Checkpoint:
             f"file was changed or corrupted. Delete the folder {str(self.folder)!r} to start over"
         )
 
-    def _load(self) -> tuple[dict[str, Any] | None, dict[int, Entry], int]:
+    def load(self) -> tuple[dict[str, Any] | None, dict[int, Entry], int]:
         """The manifest, the recorded entries by position, and how many torn records were ignored.
 
         Raises:
@@ -343,7 +333,7 @@ class Checkpoint:
         Raises:
             CheckpointError: a file of the folder is damaged or crafted.
         """
-        return frozenset(self._load()[1])
+        return frozenset(self.load()[1])
 
     def is_completed(self, iterable: Iterable[Any]) -> bool:
         """Whether every item of ``iterable`` has a finished task recorded here.
@@ -358,7 +348,7 @@ class Checkpoint:
             CheckpointError: a file of the folder is damaged or crafted.
             ResumeMismatchError: some recorded positions hold other inputs.
         """
-        _, entries, _ = self._load()
+        _, entries, _ = self.load()
         it = enumerate(iterable)
         for pos, item in it:
             entry = entries.get(pos)

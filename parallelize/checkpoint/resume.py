@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import Any, Callable, Iterable, Iterator
 
-from ..errors import CheckpointError, ConfigError, ResumeMismatchError
-from ..statistics import Statistics, StatisticsCollector
+from ..errors import CheckpointError, ResumeMismatchError
 from ..worker.batch import BatchResult
 from ..worker.failure import TaskFailure
 from .codec import decode, encode_result, input_hash, unb64
 from .journal import Checkpoint, Entry, JournalWriter, damaged_error, mismatch_error
+
+__all__ = ["STORED_WORKER", "Resume"]
 
 # Stored results at the start of the input are handed out in runs of this many,
 # so a long finished prefix never sits in memory twice.
@@ -64,90 +65,43 @@ def _runs(slots: list[_Slot], elapsed: float = 0.0) -> Iterator[BatchResult]:
         i = j
 
 
-class _Statistics:
-    """Statistics of the computed part of a resumed run (stored tasks are not counted)."""
+class Resume:
+    """A checkpoint as a filter on the engine's stream of batches: opened and checked at once, run lazily.
 
-    def __init__(self) -> None:
-        self.stream: Any = None
-        self.empty = StatisticsCollector(0)
-        self.empty.close()
+    It never runs anything itself. :meth:`batches` takes the engine as a
+    function, hands it only the items not yet recorded, records each computed
+    batch, and merges stored and computed results back into input order::
 
-    def snapshot(self) -> Statistics:
-        if self.stream is not None:
-            return self.stream.statistics()
-        return self.empty.snapshot()
-
-
-class _Missing:
-    """The items still to compute, as an iterable the runner can take a length of."""
-
-    def __init__(self, feed: Iterator[Any], count: int | None) -> None:
-        self._feed = feed
-        self._count = count
-
-    def __len__(self) -> int:
-        if self._count is None:
-            raise TypeError("unknown number of missing items")
-        return self._count
-
-    def __iter__(self) -> Iterator[Any]:
-        return self._feed
-
-
-class ResumeRun:
-    """One resumed run over a checkpoint: opened and checked at once, run lazily.
+        input ──> recorded here? ──yes──> stored result ───────────────┐
+                      │ no                                              v
+                      └──> compute(missing items) ──> journal (fsync) ──> merge ──> batches out
 
     Args:
-        runner: the :class:`~parallelize.Parallelize` runner computing missing items.
-        func: the function.
+        checkpoint: the :class:`~parallelize.checkpoint.Checkpoint`.
         iterable: all inputs, in order.
-        call: ``"arg"``, ``"star"`` or ``"kwargs"``.
+        call: ``"arg"``, ``"star"`` or ``"kwargs"``, as recorded in the manifest.
         ordered: yield in input order (else stored results first, then as completed).
-        checkpoint: the folder or :class:`Checkpoint`.
-        overrides: per-call options for the runner.
-        fixed: keyword arguments added to every call.
-        store_values: record results (False records only that a task finished).
-        commit: called with ``(positions, items, values)`` of a batch's successful
-            tasks after they are computed and before they are recorded; if it raises,
-            the batch is not recorded.
+
+    Attributes:
+        missing: how many items are still to compute, when the input is a
+            list, range or finite space (else ``None``).
+        ignored_records: torn journal records skipped (their tasks run again).
 
     Raises:
-        ConfigError: a bad folder or option.
         CheckpointError: a file of the folder is damaged or crafted, or it holds
             pickled results and ``allow_pickle`` is False.
-        ResumeMismatchError: a sized input differs from the recorded inputs.
+        ResumeMismatchError: the folder was written with another call mode, or a
+            sized input differs from the recorded inputs.
     """
 
-    def __init__(
-        self,
-        runner: Any,
-        func: Callable[..., Any],
-        iterable: Iterable[Any],
-        *,
-        call: str,
-        ordered: bool,
-        checkpoint: Any,
-        overrides: dict[str, Any] | None = None,
-        fixed: dict[str, Any] | None = None,
-        store_values: bool = True,
-        commit: Callable[[list[int], list[Any], list[Any]], None] | None = None,
-    ) -> None:
-        if not callable(func):
-            raise ConfigError(f"func must be callable (a function, method or object with __call__), got {func!r}")
-        self.checkpoint = Checkpoint.of(checkpoint)
-        self._runner = runner
-        self._func = func
+    def __init__(self, checkpoint: Checkpoint, iterable: Iterable[Any], *, call: str, ordered: bool) -> None:
+        self.checkpoint = checkpoint
         self._iterable = iterable
         self._call = call
         self._ordered = ordered
-        self._overrides = dict(overrides or {})
-        options = runner._options(dict(self._overrides))  # validates now, not at the first result
-        self.skip_failures = options.on_error == "skip"
-        self._fixed = fixed
-        self._store = store_values
-        self._commit = commit
-        self.statistics = _Statistics()
-        manifest, self._entries, self.ignored_records = self.checkpoint._load()
+        self._store = checkpoint.store_values
+        self._commit = checkpoint.before_record
+        manifest, self._entries, self.ignored_records = self.checkpoint.load()
         folder = self.checkpoint.folder
         if manifest is not None and manifest.get("call") != call:
             raise ResumeMismatchError(
@@ -312,18 +266,23 @@ class ResumeRun:
             out.append(seen.popleft())
         return self._decoded(out)
 
-    def batches(self) -> Iterator[BatchResult]:
-        """Run what is missing; yield stored and new results as BatchResults.
+    def batches(self, compute: Callable[[Iterable[Any]], Iterator[BatchResult]]) -> Iterator[BatchResult]:
+        """Yield stored and computed results as BatchResults, computing only what is missing.
 
-        Batch ``first`` and ``items`` refer to positions of the whole input.
+        Args:
+            compute: the engine: given the missing items (a lazy iterable),
+                yields their BatchResults with positions counted among those
+                items. Called once, and only if something is missing.
+
+        Yields:
+            Batch results whose ``first`` and ``items`` refer to positions of the
+            whole input; stored ones have ``worker`` :data:`STORED_WORKER`.
 
         Raises:
             ResumeMismatchError: an input from a generator differs from the recorded one.
         """
         journal = JournalWriter(self.checkpoint.folder, self._call)
-        stream: Any = None
-        # runner.statistics() describes the latest run, even one that computes nothing.
-        self._runner._last_collector = self.statistics.empty
+        computed: Iterator[BatchResult] | None = None
         try:
             # The finished prefix of the input goes out directly, in runs.
             it: Iterator[tuple[int, Any]] | None = enumerate(self._iterable)
@@ -349,16 +308,7 @@ class ResumeRun:
                 yield self._stored_batch(first, items, stored)
             if it is None:  # everything was stored: no worker is started
                 return
-            stream = self._runner.run_batches(
-                self._func,
-                _Missing(self._feed(it), self.missing),
-                call=self._call,
-                ordered=self._ordered,
-                fixed=self._fixed,
-                **self._overrides,
-            )
-            self.statistics.stream = stream
-            computed = stream.batches()
+            computed = compute(self._feed(it))
             try:
                 for result in computed:
                     slots = self._record(journal, result)
@@ -377,64 +327,16 @@ class ResumeRun:
             except KeyboardInterrupt:
                 # Ctrl-C while recording or handing out: let the engine see it
                 # too, so that it stops the running tasks instead of waiting.
-                try:
-                    computed.throw(KeyboardInterrupt())
-                except (KeyboardInterrupt, StopIteration):
-                    pass
+                throw = getattr(computed, "throw", None)
+                if throw is not None:
+                    try:
+                        throw(KeyboardInterrupt())
+                    except (KeyboardInterrupt, StopIteration):
+                        pass
                 raise
             yield from _runs(self._drain(None))
         finally:
             journal.close()
-            if stream is not None:
-                stream.close()
-
-
-def resume(
-    runner: Any,
-    func: Callable[..., Any],
-    iterable: Iterable[Any],
-    *,
-    call: str,
-    ordered: bool,
-    overrides: dict[str, Any],
-    checkpoint: Any,
-    fixed: dict[str, Any] | None = None,
-    background: bool = False,
-) -> Any:
-    """What ``runner.map(..., checkpoint=...)`` and friends return.
-
-    Args:
-        runner: the runner.
-        func: the function.
-        iterable: the inputs.
-        call: ``"arg"``, ``"star"`` or ``"kwargs"``.
-        ordered: input order (else stored results first, then completion order).
-        overrides: per-call options.
-        checkpoint: a folder path or :class:`Checkpoint`.
-        fixed: keyword arguments added to every call.
-        background: return a running :class:`~parallelize.engine.execution.Execution`.
-
-    Returns:
-        A :class:`~parallelize.engine.stream.ResultStream`, or an
-        :class:`~parallelize.engine.execution.Execution` when ``background``.
-
-    Raises:
-        ConfigError: a bad folder or option.
-        CheckpointError: a file of the folder is damaged or crafted, or it holds
-            pickled results and ``allow_pickle`` is False.
-        ResumeMismatchError: a list, range or space differs from the recorded inputs.
-    """
-    from ..engine.execution import Execution
-    from ..engine.stream import ResultStream
-
-    run = ResumeRun(
-        runner, func, iterable, call=call, ordered=ordered, checkpoint=checkpoint, overrides=overrides, fixed=fixed
-    )
-    if background:
-        return Execution(run.batches(), run.statistics, skip_failures=run.skip_failures)  # type: ignore[arg-type]
-    extra: dict[str, Any] = {}
-    if call != "arg":  # what to_dataframe() makes of the inputs, as for a run without checkpoint
-        from ..results.frame import FrameLayout
-
-        extra["layout"] = FrameLayout(inputs=call)
-    return ResultStream(run.batches(), run.statistics, skip_failures=run.skip_failures, **extra)  # type: ignore[arg-type]
+            close = getattr(computed, "close", None)
+            if close is not None:
+                close()

@@ -17,12 +17,17 @@ sleeps in one blocking ``get`` (with a deadline only when tasks have timeouts).
 
 Faults, and what the engine does with them:
 
-- a task raises: recorded in the worker (retried there if asked), reported as a
+- a task raises: recorded in the worker, reported as a
   :class:`~parallelize.worker.failure.TaskFailure`; the error policy decides.
+  Retries follow the run's one :class:`~parallelize.retry.RetryPolicy`: without
+  a wait the worker runs the task again at once; with one, the worker goes on
+  with its batch and the engine holds the batch's result, sends the task again
+  when its wait is over (``delayed``, a timer heap; no worker sits idle) and
+  puts the outcome in its place before the batch is delivered.
 - a batch is lost whole (its worker died, or it could not be pickled): the batch
   goes to quarantine. Quarantined batches run alone, so a further crash is
   certainly theirs; a guilty batch is halved until the single culprit task is
-  found, which is retried up to ``retries`` times on a fresh worker and then
+  found, which the retry policy may send again to a fresh worker; then it
   fails with :class:`~parallelize.errors.WorkerCrashedError`. Innocent tasks
   lost alongside it are rerun, never failed.
 - a task outlives ``timeout`` (counted from the moment its worker starts it,
@@ -44,32 +49,28 @@ feeds calls into a long-lived dispatch through a :class:`Feed`.
 from __future__ import annotations
 
 import functools
-import pickle
+import heapq
+import itertools
+import math
 import queue
-import threading
 import time
-from array import array
 from collections import deque
-from concurrent.futures import BrokenExecutor, CancelledError, Future
+from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator
 
 from ..backends.base import Backend
 from ..errors import (
-    PicklingError,
-    RunnerClosedError,
-    TaskExitError,
     TaskLostError,
     TaskTimeoutError,
-    WorkerCrashedError,
     WorkerInitError,
 )
 from ..options import RunOptions
-from ..space import Params
 from ..statistics import StatisticsCollector
 from ..worker.batch import Batch, BatchResult, run_batch
-from ..worker.failure import RemoteTraceback, TaskFailure, short_repr
+from ..worker.calls import CallMode
+from ..worker.failure import short_repr
 from ..worker.pickling import FunctionHandle
 from .batching import (
     IN_PROCESS_TARGET_SECONDS,
@@ -77,8 +78,12 @@ from .batching import (
     TARGET_BATCH_SECONDS,
     BatchSizer,
 )
+from .failures import batch_error, failed_batch, is_crash, is_pickling, raise_failure
+from .feed import INTERRUPT, WAKE, Control, Feed
+from .inputs import KeyedItems, sliceable
+from .ordering import InOrder
 
-__all__ = ["Control", "Feed", "TaskSpec", "dispatch", "raise_failure", "window_for"]
+__all__ = ["TaskSpec", "dispatch", "window_for"]
 
 # How often the engine wakes to check deadlines while tasks with a timeout run.
 DEADLINE_POLL_SECONDS = 0.05
@@ -87,104 +92,6 @@ DEADLINE_POLL_SECONDS = 0.05
 # the parent kills the task only this many seconds after its deadline: the
 # worker's own report of the timeout normally arrives first.
 KILL_GRACE_SECONDS = 1.0
-
-
-# Put on an engine's done queue by another thread to interrupt it (see Control).
-_INTERRUPT: Any = object()
-
-# Put on an engine's done queue when a Feed has new items or was closed.
-_WAKE: Any = object()
-
-
-class Feed:
-    """An input that grows while the engine runs: ``runner.submit`` puts calls here.
-
-    The engine takes what is waiting whenever a worker can use it (several
-    calls submitted in a row travel as one batch) and never blocks on the feed:
-    :meth:`put` and :meth:`close` wake it instead.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._items: deque[Any] = deque()
-        self._closed = False
-        self._engine: _Engine | None = None
-
-    def attach(self, engine: _Engine) -> None:
-        with self._lock:
-            self._engine = engine
-        engine.done.put(_WAKE)
-
-    def put(self, item: Any) -> None:
-        """Add ``item``.
-
-        Raises:
-            RunnerClosedError: the feed was closed.
-        """
-        with self._lock:
-            if self._closed:
-                raise RunnerClosedError("cannot submit after shutdown; create a new runner")
-            self._items.append(item)
-            engine = self._engine
-        if engine is not None:
-            engine.done.put(_WAKE)
-
-    def take(self, n: int) -> tuple[list[Any], bool]:
-        """Up to ``n`` waiting items, and whether the feed is closed and now empty."""
-        with self._lock:
-            chunk = [self._items.popleft() for _ in range(min(n, len(self._items)))]
-            return chunk, self._closed and not self._items
-
-    def discard(self, item: Any) -> bool:
-        """Take ``item`` back if the engine has not taken it yet."""
-        with self._lock:
-            try:
-                self._items.remove(item)
-            except ValueError:
-                return False
-            return True
-
-    def drain(self) -> list[Any]:
-        """Remove and return every waiting item."""
-        with self._lock:
-            items = list(self._items)
-            self._items.clear()
-            return items
-
-    def close(self) -> None:
-        """No more items: the engine ends once those taken have finished."""
-        with self._lock:
-            self._closed = True
-            engine = self._engine
-        if engine is not None:
-            engine.done.put(_WAKE)
-
-
-class Control:
-    """Lets another thread stop a dispatch as Ctrl-C would: running tasks killed.
-
-    A background run (``ModelEvaluator``, ``runner.run``) drives its engine in a
-    thread of its own; when the user's Ctrl-C lands in the thread waiting on it,
-    that thread calls :meth:`interrupt` and the engine stops at once.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._engine: _Engine | None = None
-        self._interrupted = False
-
-    def attach(self, engine: _Engine) -> None:
-        with self._lock:
-            self._engine = engine
-            if self._interrupted:
-                engine.done.put(_INTERRUPT)
-
-    def interrupt(self) -> None:
-        """Stop the dispatch: it raises KeyboardInterrupt in its own thread and kills its tasks."""
-        with self._lock:
-            self._interrupted = True
-            if self._engine is not None:
-                self._engine.done.put(_INTERRUPT)
 
 
 def window_for(max_workers: int) -> int:
@@ -208,128 +115,38 @@ class TaskSpec:
     """
 
     func: FunctionHandle
-    call: str = "arg"
+    call: CallMode = "arg"
     fixed: dict[str, Any] | None = None
     setup_token: str | None = None
 
 
-def raise_failure(failure: TaskFailure) -> None:
-    """Re-raise a task's exception in the caller, as its own type.
+@dataclass(eq=False)
+class _Held:
+    """A batch's result waiting for the retries of some of its tasks."""
 
-    The worker's traceback becomes ``__cause__`` and a note names the task and
-    its arguments.
-    """
-    exc = failure.exception
-    if failure.traceback and not isinstance(exc.__cause__, RemoteTraceback):
-        exc.__cause__ = RemoteTraceback(failure.traceback)
-    note = f"in parallelize task {failure.index} with arguments {failure.arguments}"
-    if not isinstance(exc, Exception):
-        # Raised as it is, sys.exit() in a task would end the caller's program
-        # and KeyboardInterrupt would pass for the user's Ctrl-C.
-        wrapped = TaskExitError(
-            f"task {failure.index} with arguments {failure.arguments} raised {failure.describe()}; "
-            "a task's SystemExit or KeyboardInterrupt is its own failure, not the end of this program "
-            "(on_error='collect' keeps going; the original is this error's .exception)",
-            exc,
-        )
-        raise wrapped from exc
-    if hasattr(exc, "add_note") and note not in getattr(exc, "__notes__", ()):
-        exc.add_note(note)
-    raise exc
-
-
-def _is_crash(exc: BaseException) -> bool:
-    # Backends translate their engine's failures (see Backend); a thread pool's
-    # BrokenExecutor is the one standard type that means the same.
-    return isinstance(exc, BrokenExecutor)
-
-
-def _is_pickling(exc: BaseException) -> bool:
-    return isinstance(exc, (pickle.PicklingError, PicklingError))
-
-
-def _batch_error(exc: BaseException, items: list[Any], first: int) -> BaseException:
-    """Translate an error that lost a whole batch into one of ours."""
-    span = f"tasks {first}..{first + len(items) - 1}" if len(items) > 1 else f"task {first}"
-    args = f" with arguments {short_repr(items[0])}" if len(items) == 1 else ""
-    if isinstance(exc, TaskTimeoutError):
-        return exc
-    if _is_crash(exc):
-        text = str(exc).strip() or type(exc).__name__
-        err: BaseException = WorkerCrashedError(
-            f"a worker died while running {span}{args}: {text}\nThe likely causes are a crash in "
-            "native code (segfault), os._exit(), a kill signal, or the out-of-memory killer (check "
-            "memory use); retries=N reruns such a task on a fresh worker"
-        )
-    elif _is_pickling(exc):
-        err = PicklingError(
-            f"could not send {span}{args} to or from a worker: {exc}. On the process backend the "
-            "function, its arguments and its results must be picklable (cloudpickle); the thread "
-            "backend needs no pickling"
-        )
-    else:
-        return exc
-    err.__cause__ = exc
-    return err
-
-
-class KeyedItems(Sequence[Any]):
-    """A batch's inputs sent as value tuples, seen as the points they stand for.
-
-    Each point is built only when looked at (a DataFrame, a checkpoint, an
-    error message), not for every task.
-    """
-
-    __slots__ = ("keys", "values")
-
-    def __init__(self, keys: tuple[str, ...], values: Sequence[tuple[Any, ...]]) -> None:
-        self.keys = keys
-        self.values = values
-
-    def __len__(self) -> int:
-        return len(self.values)
-
-    def __getitem__(self, index: Any) -> Any:
-        if isinstance(index, slice):
-            return KeyedItems(self.keys, self.values[index])
-        return Params(zip(self.keys, self.values[index], strict=True))
-
-
-def _sliceable(items: Any) -> bool:
-    """Whether batches can be cut from ``items`` by slicing (see ``_Engine``)."""
-    if isinstance(items, (range, list, tuple)):
-        return True
-    # NumPy arrays of one or more dimensions, recognised without importing NumPy.
-    return type(items).__name__ == "ndarray" and getattr(items, "ndim", 0) >= 1
-
-
-def _failed_batch(exc: BaseException, items: Any, first: int, attempts: int = 1) -> BatchResult:
-    values: list[Any] = [
-        TaskFailure(index=first + i, exception=exc, arguments=short_repr(item), attempts=attempts)
-        for i, item in enumerate(items)
-    ]
-    return BatchResult(
-        first=first,
-        values=values,
-        durations=array("d"),
-        failures=list(range(len(items))),
-        worker="",
-        elapsed=0.0,
-        items=items,
-    )
+    result: BatchResult
+    pending: int
 
 
 @dataclass(eq=False)
 class _Slot:
-    """A batch the engine is responsible for, from submission to delivery."""
+    """A batch the engine is responsible for, from submission to delivery.
+
+    ``attempt`` is the attempt number of the slot's next run (the one count the
+    retry policy reads); ``retried`` counts the times the engine sent its tasks
+    again. A slot that retries one task of a held result has ``owner`` set and
+    ``offset``, the task's position in that result.
+    """
 
     first: int
     items: Any  # a list, or a slice of the input (range, tuple, array)
     future: Future[BatchResult] | None = None
     started: float | None = None
-    crashes: int = 0
-    timeouts: int = 0
+    attempt: int = 1
+    retried: int = 0
     quarantined: bool = False
+    owner: _Held | None = None
+    offset: int = 0
 
 
 class _Engine:
@@ -358,12 +175,14 @@ class _Engine:
             # A timeout is per task: one task per batch keeps it exact.
             chunksize = 1
         target = IN_PROCESS_TARGET_SECONDS if backend.in_process else TARGET_BATCH_SECONDS
-        self.sizer = BatchSizer(options.max_workers, total, chunksize, target)
+        self.workers = backend.max_workers
+        self.policy = options.retry
+        self.sizer = BatchSizer(self.workers, total, chunksize, target)
         # A range, list, tuple or NumPy array is cut by slicing: a slice of a
         # range pickles as three numbers and a slice of an array as one buffer,
         # where a list of its items would pickle item by item (a row of an
         # array each carrying its own header).
-        self.sequence: Any = items if _sliceable(items) else None
+        self.sequence: Any = items if sliceable(items) else None
         # A parameter space in keyword mode travels as tuples of values plus its
         # keys once per batch: far cheaper to build and pickle than a mapping
         # per point. Results get the points back, lazily, as KeyedItems.
@@ -377,14 +196,16 @@ class _Engine:
             self.keys = tuple(items.keys)
         else:
             self.it = iter(items)  # type: ignore[arg-type]  # a Feed was handled above
-        self.window = window_for(options.max_workers)
+        self.window = window_for(self.workers)
         self.done: queue.SimpleQueue[tuple[_Slot, Future[BatchResult]]] = queue.SimpleQueue()
         self.active: set[_Slot] = set()
         self.quarantine: deque[_Slot] = deque()
-        self.buffered: dict[int, BatchResult] = {}
+        # Slots waiting out a retry's wait: (due time, sequence, slot, to quarantine).
+        self.delayed: list[tuple[float, int, _Slot, bool]] = []
+        self._sequence = itertools.count()
+        self.buffered = InOrder()
         self.raise_first = options.on_error == "raise"
         self.next_index = 0
-        self.next_first = 0
         self.exhausted = False
         self.input_error: tuple[Exception, int] | None = None
         self.fixed = spec.fixed or {}
@@ -392,17 +213,17 @@ class _Engine:
     # -- submission ------------------------------------------------------------------
 
     def outstanding(self) -> int:
-        return len(self.active) + len(self.quarantine) + len(self.buffered)
+        return len(self.active) + len(self.quarantine) + len(self.buffered) + len(self.delayed)
 
     def outstanding_items(self) -> int:
-        return sum(len(s.items) for s in self.active) + sum(len(b.values) for b in self.buffered.values())
+        return sum(len(s.items) for s in self.active) + self.buffered.held_values()
 
     def fill(self) -> None:
         """Submit new batches while the window has room and no batch is quarantined."""
         # Until a first batch has been measured, send one batch per worker: the
         # window filled with single-task probes would cost a round trip each.
-        window = self.window if self.sizer.calibrated else self.options.max_workers
-        item_cap = MAX_OUTSTANDING_PER_WORKER * self.options.max_workers
+        window = self.window if self.sizer.calibrated else self.workers
+        item_cap = MAX_OUTSTANDING_PER_WORKER * self.workers
         # Results waiting behind a slow batch (ordered mode) do not count
         # against the window, so workers stay busy; they are capped apart.
         while (
@@ -464,7 +285,6 @@ class _Engine:
         raise exc
 
     def submit(self, slot: _Slot) -> None:
-        o = self.options
         batch = Batch(
             func=self.spec.func,
             call="keyed" if self.keys is not None else self.spec.call,
@@ -474,10 +294,9 @@ class _Engine:
             first=slot.first,
             fixed=self.fixed,
             stop_on_error=self.raise_first,
-            retries=o.retries,
-            retry_on=o.retry_on,
-            backoff=o.backoff,
-            timeout=o.timeout,
+            retry=self.policy,
+            attempt=slot.attempt,
+            timeout=self.options.timeout,
             timing_group=self.sizer.timing_group,
         )
         try:
@@ -499,20 +318,47 @@ class _Engine:
         if self.quarantine and not self.active:
             self.submit(self.quarantine.popleft())
 
+    def later(self, slot: _Slot, wait: float, *, quarantine: bool = False) -> None:
+        """Send ``slot`` again after ``wait`` seconds (to run alone if ``quarantine``)."""
+        heapq.heappush(self.delayed, (time.monotonic() + wait, next(self._sequence), slot, quarantine))
+
+    def release_delayed(self) -> None:
+        """Send the slots whose retry wait is over."""
+        now = time.monotonic()
+        while self.delayed and self.delayed[0][0] <= now:
+            _, _, slot, quarantine = heapq.heappop(self.delayed)
+            if quarantine:
+                self.quarantine.appendleft(slot)
+            else:
+                self.submit(slot)
+
+    def retry_again(self, slot: _Slot, exc: BaseException, *, quarantine: bool = False) -> bool:
+        """Schedule ``slot``'s next attempt if the policy wants one after ``exc``."""
+        if not self.policy.should_retry(exc, slot.attempt):
+            return False
+        wait = self.policy.delay(slot.attempt)
+        slot.attempt += 1
+        slot.retried += 1
+        self.later(slot, wait, quarantine=quarantine)
+        return True
+
     # -- waiting -----------------------------------------------------------------------
 
     def wait(self) -> tuple[_Slot, Future[BatchResult]] | None:
-        """The next finished future, or ``None`` when a deadline check (or a fill) is due."""
-        if self.options.timeout is None:
+        """The next finished future, or ``None`` when a deadline check, a retry or a fill is due."""
+        limit = DEADLINE_POLL_SECONDS if self.options.timeout is not None else math.inf
+        if self.delayed:
+            limit = min(limit, max(self.delayed[0][0] - time.monotonic(), 0.0))
+        if limit == math.inf:
             got = self.done.get()
         else:
             try:
-                got = self.done.get(timeout=DEADLINE_POLL_SECONDS)
+                got = self.done.get(timeout=limit)
             except queue.Empty:
                 return None
-        if got is _INTERRUPT:
+        if got is INTERRUPT:
             raise KeyboardInterrupt("the run was interrupted while the caller waited for it")
-        if got is _WAKE:
+        if got is WAKE:
             return None
         return got
 
@@ -553,17 +399,19 @@ class _Engine:
                 f"task {slot.first} with arguments {short_repr(self.inputs(slot)[0])} ran longer than "
                 f"timeout={timeout} s; {how}"
             )
-            slot.timeouts += 1
-            if slot.timeouts <= self.options.retries and isinstance(exc, self.options.retry_on):
-                self.submit(slot)
+            if self.retry_again(slot, exc):
                 continue
-            out.append(_failed_batch(exc, self.inputs(slot), slot.first, attempts=slot.timeouts))
+            out += self.settle(slot, failed_batch(exc, self.inputs(slot), slot.first, attempts=slot.attempt))
         return out
 
     # -- completion --------------------------------------------------------------------
 
-    def complete(self, slot: _Slot, future: Future[BatchResult]) -> BatchResult | None:
-        """Turn a finished future into a result, or requeue its batch; ``None`` if requeued."""
+    def complete(self, slot: _Slot, future: Future[BatchResult]) -> list[BatchResult]:
+        """Turn a finished future into the results it completes (none if its batch was requeued)."""
+        result = self._outcome(slot, future)
+        return [] if result is None else self.settle(slot, result)
+
+    def _outcome(self, slot: _Slot, future: Future[BatchResult]) -> BatchResult | None:
         if slot not in self.active or slot.future is not future:
             return None  # a stale future of a batch already resubmitted or abandoned
         self.active.discard(slot)
@@ -575,7 +423,7 @@ class _Engine:
             result = future.result()
         except CancelledError as exc:
             # Cancelled from outside (a cluster shutting down): report, never stall.
-            return _failed_batch(exc, self.inputs(slot), slot.first)
+            return failed_batch(exc, self.inputs(slot), slot.first)
         except TaskLostError:
             # Killed on purpose by someone else on this runner (another map's
             # interrupt): not this batch's doing, so run it again.
@@ -586,6 +434,49 @@ class _Engine:
         result.items = self.inputs(slot)
         return result
 
+    def settle(self, slot: _Slot, result: BatchResult) -> list[BatchResult]:
+        """Hold a result whose tasks await retries, or mend a held one; the results now complete."""
+        result.retried += slot.retried
+        pending, result.retry_after = result.retry_after, None
+        if slot.owner is not None:  # the retry of one task of a held result
+            if pending:
+                failure = result.values[0]
+                slot.attempt = failure.attempts + 1
+                slot.retried += 1
+                self.later(slot, pending[0])
+                return []
+            return self.mend(slot, result)
+        if not pending:
+            return [result]
+        held = _Held(result, len(pending))
+        for pos, wait in pending.items():
+            retry = _Slot(
+                first=result.first + pos,
+                items=slot.items[pos : pos + 1],
+                attempt=result.values[pos].attempts + 1,
+                retried=1,
+                owner=held,
+                offset=pos,
+            )
+            self.later(retry, wait)
+        return []
+
+    def mend(self, slot: _Slot, retried: BatchResult) -> list[BatchResult]:
+        """Put a retried task's outcome in its place in the held result."""
+        held = slot.owner
+        assert held is not None
+        result, k = held.result, slot.offset
+        result.values[k] = retried.values[0]
+        if retried.durations and k < len(result.durations):
+            result.durations[k] = retried.durations[0]
+        if not retried.failures:
+            result.failures.remove(k)
+        result.retried += retried.retried
+        if result.durations:
+            result.summary = (sum(result.durations), min(result.durations), max(result.durations))
+        held.pending -= 1
+        return [result] if held.pending == 0 else []
+
     def inputs(self, slot: _Slot) -> Any:
         """The slot's inputs as the caller gave them (points, for a keyed space)."""
         return KeyedItems(self.keys, slot.items) if self.keys is not None else slot.items
@@ -594,11 +485,11 @@ class _Engine:
         """A batch came back with no results at all: isolate the cause."""
         if isinstance(exc, WorkerInitError):
             raise exc  # no task can run: stop whatever the policy
-        crash = _is_crash(exc)
-        pickling = _is_pickling(exc)
+        crash = is_crash(exc)
+        pickling = is_pickling(exc)
         if not (crash or pickling):
-            err = _batch_error(exc, self.inputs(slot), slot.first)
-            return _failed_batch(err, self.inputs(slot), slot.first)
+            err = batch_error(exc, self.inputs(slot), slot.first)
+            return failed_batch(err, self.inputs(slot), slot.first)
         if len(slot.items) > 1:
             # Which task is guilty is unknown: halve the batch and try both halves alone.
             half = len(slot.items) // 2
@@ -616,30 +507,21 @@ class _Engine:
             self.quarantine.appendleft(slot)
             return None
         # One task, and (for crashes) it ran alone: it is certainly the culprit.
-        err = _batch_error(exc, self.inputs(slot), slot.first)
-        if crash:
-            slot.crashes += 1
-            if slot.crashes <= self.options.retries:
-                self.quarantine.appendleft(slot)
-                return None
-        return _failed_batch(err, self.inputs(slot), slot.first, attempts=max(slot.crashes, 1))
+        err = batch_error(exc, self.inputs(slot), slot.first)
+        if crash and self.retry_again(slot, err, quarantine=True):
+            return None
+        return failed_batch(err, self.inputs(slot), slot.first, attempts=slot.attempt)
 
     def account(self, result: BatchResult) -> None:
         n_run = len(result.values)
         n_failed = len(result.failures)
-        retried = result.retried + sum(
-            # Reruns after crashes and timeouts, counted by the parent.
-            max(result.values[p].attempts - 1, 0)
-            for p in result.failures
-            if not result.worker
-        )
         items = result.items if result.items is not None else result.values
         self.collector.finished(
             n_run - n_failed,
             n_failed,
             result.durations,
             result.worker,
-            retried=retried,
+            retried=result.retried,
             abandoned=len(items) - n_run,
             summary=result.summary,
         )
@@ -659,19 +541,21 @@ class _Engine:
         if not self.ordered:
             yield result
             return
-        self.buffered[result.first] = result
-        while self.next_first in self.buffered:
-            out = self.buffered.pop(self.next_first)
-            self.next_first += len(out.items) if out.items is not None else len(out.values)
-            yield out
+        yield from self.buffered.add(result)
 
     def cancel(self, kill: bool) -> None:
         """Cancel what has not started; on Ctrl-C also stop what is running."""
         slots = list(self.active) + list(self.quarantine)
-        for slot in slots:
-            self.collector.finished(0, 0, (), "", abandoned=len(slot.items))
+        waiting = [slot for _, _, slot, _ in self.delayed]
+        held = {id(s.owner): s.owner for s in slots + waiting if s.owner is not None}
+        for slot in slots + waiting:
+            if slot.owner is None:
+                self.collector.finished(0, 0, (), "", abandoned=len(slot.items))
+        for h in held.values():  # computed, but never delivered
+            self.collector.finished(0, 0, (), "", abandoned=len(h.result.values))
         self.active.clear()
         self.quarantine.clear()
+        self.delayed.clear()
         self.collector.close()
         if kill and self.backend.can_kill and slots:
             # Killing fails every pending future from the executor's side;
@@ -722,13 +606,14 @@ def dispatch(
     interrupted = False
     try:
         while True:
+            engine.release_delayed()
             engine.fill()
             engine.release_quarantine()
-            if not engine.active and not engine.quarantine:
+            if not engine.active and not engine.quarantine and not engine.delayed:
                 # Nothing running: what is buffered waits for nothing, so the
                 # input must be exhausted (fill() submits whenever it is not).
                 if engine.buffered:  # pragma: no cover - ordering invariant
-                    raise AssertionError(f"results stuck behind task {engine.next_first}")
+                    raise AssertionError(f"results stuck behind task {engine.buffered.next_first}")
                 if engine.exhausted:
                     engine.raise_input_error()
                     return
@@ -741,8 +626,7 @@ def dispatch(
                     for result in engine.check_deadlines():
                         yield from engine.deliver(result)
                 continue
-            finished = engine.complete(*got)
-            if finished is not None:
+            for finished in engine.complete(*got):
                 yield from engine.deliver(finished)
     except KeyboardInterrupt:
         interrupted = True

@@ -18,10 +18,11 @@ import functools
 import threading
 from typing import Any, Callable, Iterator
 
-from ..results.frame import TableSource, TabularResults
+from ..results.tabular import TableSource, TabularResults
 from ..statistics import Statistics, StatisticsCollector
 from ..worker.batch import BatchResult
-from .dispatch import Control
+from .feed import Control
+from .ordering import InOrder
 from .stream import ResultStream
 
 __all__ = ["Execution"]
@@ -62,7 +63,7 @@ class Execution(TabularResults):
         control: Control | None = None,
     ) -> None:
         self._control = control
-        self._stream = ResultStream(
+        self._stream: ResultStream[Any] = ResultStream(
             batches, collector, skip_failures=skip_failures, progress=progress, on_close=on_close, layout=layout
         )
         self._layout = layout
@@ -145,8 +146,7 @@ class Execution(TabularResults):
             Exception: the error that stopped the run, after every batch before it.
         """
         i = 0
-        pending: dict[int, BatchResult] = {}
-        next_first = 0
+        in_order = InOrder()
         while True:
             try:
                 with self._cond:
@@ -161,16 +161,11 @@ class Execution(TabularResults):
                 yield from new
             else:
                 for b in new:
-                    pending[b.first] = b
-                while next_first in pending:
-                    b = pending.pop(next_first)
-                    next_first += len(b.items) if b.items is not None else len(b.values)
-                    yield b
+                    yield from in_order.add(b)
             if finished and i == len(self._batches):
                 if ordered:
                     # After an error some batches may be missing: yield the rest in order.
-                    for first in sorted(pending):
-                        yield pending[first]
+                    yield from in_order.rest()
                 if self._error is not None:
                     raise self._error
                 return

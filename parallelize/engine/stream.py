@@ -9,17 +9,24 @@ from __future__ import annotations
 
 import collections
 import operator
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Generic, Iterator, TypeVar
 
-from ..results.frame import TableSource, TabularResults, batch_tail
+from ..results.frame import batch_tail
+from ..results.tabular import TableSource, TabularResults
 from ..statistics import Statistics, StatisticsCollector
 from ..worker.batch import BatchResult
 
 __all__ = ["ResultStream"]
 
+T = TypeVar("T")
 
-class ResultStream(TabularResults, Iterator[Any]):
+
+class ResultStream(TabularResults, Iterator[T], Generic[T]):
     """An iterator over the results of a ``map``, with statistics on the side.
+
+    Generic in the result type: ``runner.map(f, xs)`` is a ``ResultStream[R]``
+    when ``f`` returns ``R`` (under ``on_error="collect"`` a failed task's place
+    holds a :class:`~parallelize.TaskFailure` instead).
 
     :meth:`to_dataframe` and :meth:`to_files` consume the rest of the stream.
 
@@ -77,12 +84,12 @@ class ResultStream(TabularResults, Iterator[Any]):
             self._on_close()
             self._on_close = None
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[T]:
         # Hand out the generator itself: `for` and `list` then skip a Python-level
         # __next__ call per result.
         return self._values
 
-    def __next__(self) -> Any:
+    def __next__(self) -> T:
         return next(self._values)
 
     def batches(self) -> Iterator[BatchResult]:

@@ -26,7 +26,9 @@ from ..worker.batch import BatchResult
 from ..worker.calls import Call, run_call
 from ..worker.failure import TaskFailure
 from ..worker.pickling import FunctionHandle
-from .dispatch import Feed, TaskSpec, dispatch, raise_failure
+from .dispatch import TaskSpec, dispatch
+from .failures import raise_failure
+from .feed import Feed
 from .progress import make_progress
 
 __all__ = ["Submitter"]

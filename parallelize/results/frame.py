@@ -26,7 +26,7 @@ or one of those columns is renamed ``result_<name>``.
 
 Anything that holds batch results (a ``map`` stream, an execution, a
 ``ModelEvaluator``) gets ``to_dataframe()`` and ``to_files()`` from
-:class:`TabularResults` by saying which batches to use (:class:`TableSource`).
+:class:`~parallelize.results.tabular.TabularResults`.
 
 pandas is imported only when a frame is built, so importing parallelize (in
 the parent or in a worker process) stays cheap.
@@ -35,8 +35,6 @@ the parent or in a worker process) stays cheap.
 from __future__ import annotations
 
 import math
-import os
-from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Hashable, Iterable
@@ -47,15 +45,12 @@ from ..worker.batch import BatchResult
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import pandas as pd
 
-    from .writer import WriteSummary
-
 __all__ = [
     "FrameLayout",
     "META_COLUMNS",
     "TASK_INDEX",
-    "TableSource",
-    "TabularResults",
     "batch_tail",
+    "meta_last",
     "results_frame",
 ]
 
@@ -305,143 +300,14 @@ def results_frame(
     return frame
 
 
-@dataclass(frozen=True)
-class TableSource:
-    """The batch results to tabulate, and how: what :class:`TabularResults` asks for.
-
-    Attributes:
-        batches: the batch results (with their ``items`` attached), pulled lazily.
-        layout: how inputs become the index and parameter columns; ``None`` for
-            ``map`` style.
-        skip_failures: leave failed tasks out (``on_error="skip"``).
-        flatten: each task returned a list of results, one row each.
-    """
-
-    batches: Iterable[BatchResult]
-    layout: FrameLayout | None = None
-    skip_failures: bool = False
-    flatten: bool = False
-
-
-class TabularResults(ABC):
-    """Gives a holder of batch results :meth:`to_dataframe` and :meth:`to_files`.
-
-    Subclasses say which batches to use in :meth:`_table_source`: a ``map``
-    stream the ones it has not handed out yet, an execution every batch of
-    the run in input order.
-    """
-
-    __slots__ = ()
-
-    @abstractmethod
-    def _table_source(self) -> TableSource:
-        """The batches to turn into rows (a lazy iterator: nothing is pulled yet)."""
-
-    def to_dataframe(self) -> pd.DataFrame:
-        """Return the results as a DataFrame, one row per task, in input order.
-
-        Columns: the parameters (a mapping input's keys, ``arg0, arg1...`` for
-        ``starmap``, else ``input``), the outputs (a dict's keys, one row per
-        dict of a returned list of dicts, else ``result``), then ``duration``
-        (seconds), ``worker`` and ``error`` (``"Type: message"`` for a failed
-        task under ``on_error="collect"``). The index is the task's input
-        position, named ``task`` (for ``map_rows``: the input's labels; for a
-        ``ModelEvaluator``: the point's position in the grid). See
-        :mod:`parallelize.results.frame` for the exact rules.
-
-        An :class:`~parallelize.engine.execution.Execution` or a ``ModelEvaluator``
-        waits for the run to end and can be asked again. A ``map`` stream is
-        consumed: one already partly iterated gives only the tasks whose values
-        were not yet handed out, and is exhausted afterwards.
-
-        Returns:
-            A :class:`pandas.DataFrame`.
-
-        Raises:
-            ConfigError: a ``ModelEvaluator`` that has not run yet.
-            Exception: under ``on_error="raise"``, the error that stopped the
-                run; or the input iterable's own error. Either way the rows
-                finished before it are kept on the error as ``partial_frame``.
-        """
-        source = self._table_source()
-        kept: list[BatchResult] = []
-        try:
-            kept.extend(source.batches)
-        except Exception as exc:
-            # Never throw away a finished result: what came before the error
-            # (a task's under on_error="raise", the input iterable's own) goes
-            # with it as a frame.
-            frame = results_frame(kept, source.layout, skip_failures=source.skip_failures, flatten=source.flatten)
-            try:
-                exc.partial_frame = frame  # type: ignore[attr-defined]
-            except AttributeError:  # an exception type that takes no attributes
-                raise
-            if hasattr(exc, "add_note"):
-                exc.add_note(f"the {len(frame)} rows finished before this error are on it as .partial_frame")
-            raise
-        return results_frame(kept, source.layout, skip_failures=source.skip_failures, flatten=source.flatten)
-
-    def to_files(
-        self,
-        folder: str | os.PathLike[str],
-        *,
-        max_rows: int = 10_000,
-        max_mem: float | None = None,
-        format: str = "parquet",
-        reduce_mem_usage: bool = False,
-        overwrite: bool = False,
-    ) -> WriteSummary:
-        """Write the rows of :meth:`to_dataframe` to files as the results arrive.
-
-        Every ``max_rows`` rows go to ``part-000000.parquet``,
-        ``part-000001.parquet``... in the order the results arrive: input order,
-        except for the stream of a map started with ``ordered=False``. Returns
-        once the last row is written: like :meth:`to_dataframe`, it waits for
-        the run of an execution or ``ModelEvaluator`` and consumes the rest of a
-        stream. Read the files back with :func:`parallelize.read_results`. See
-        :func:`parallelize.results.writer.write_results`.
-
-        No value stops the writing: a column a file cannot store as it is
-        (``"n/a"`` among integers, dicts, sets, objects of your own classes) is
-        stored as text in that file, with what ``read_results`` needs to give
-        the values back, and reported in the summary's ``conversions``. Column
-        names need not be strings (ints and tuples come back exactly).
-
-        Args:
-            folder: the output folder, created if needed.
-            max_rows: rows per file (default 10,000).
-            max_mem: split a file further so that its rows take at most this many
-                megabytes (2**20 bytes) in memory; default ``None``: no limit.
-            format: ``"parquet"`` (default; needs pyarrow) or ``"csv"``.
-            reduce_mem_usage: downcast numeric columns of each file first
-                (values unchanged; see :func:`parallelize.reduce_mem_usage`).
-            overwrite: replace results already in ``folder`` (else an error).
-
-        Returns:
-            A :class:`~parallelize.results.writer.WriteSummary` (files, rows, bytes, and
-            the columns stored as text or changing type between files).
-
-        Raises:
-            ConfigError: a bad option, ``folder`` already holds results, or a
-                ``ModelEvaluator`` that has not run yet.
-            BackendUnavailableError: Parquet requested and pyarrow is missing.
-            OSError: a file could not be written (disk full, no permission); the
-                message names the folder, the part and the rows not written.
-            Exception: the error that stopped the run, once the rows before it
-                are written.
-        """
-        from .writer import write_results  # writer builds on this module
-
-        source = self._table_source()
-        return write_results(
-            source.batches,
-            folder,
-            layout=source.layout,
-            skip_failures=source.skip_failures,
-            flatten=source.flatten,
-            max_rows=max_rows,
-            max_mem=max_mem,
-            format=format,
-            reduce_mem_usage=reduce_mem_usage,
-            overwrite=overwrite,
-        )
+def meta_last(frame: pd.DataFrame) -> pd.DataFrame:
+    """``duration``, ``worker``, ``error`` back at the end, where results_frame puts
+    them: concatenating batches whose columns differ (a batch of failures has no
+    outputs) appends the missing columns after them."""
+    columns = list(frame.columns)
+    meta = [i for i, c in enumerate(columns) if isinstance(c, str) and c in META_COLUMNS]
+    if meta == list(range(len(columns) - len(meta), len(columns))):
+        return frame
+    kept = set(meta)
+    meta.sort(key=lambda i: META_COLUMNS.index(columns[i]))
+    return frame.iloc[:, [i for i in range(len(columns)) if i not in kept] + meta]

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Hashable
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import pandas as pd
 
-__all__ = ["MemoryReport", "reduce_mem_usage"]
+__all__ = ["MemoryReport", "reduce_mem_usage", "shown_size"]
 
 _MB = 2**20
 
@@ -60,13 +60,13 @@ class MemoryReport:
 
     def __str__(self) -> str:
         return (
-            f"memory usage {_size(self.before)} -> {_size(self.after)}: "
-            f"{_size(self.saved)} saved ({self.fraction_saved:.0%}), "
+            f"memory usage {shown_size(self.before)} -> {shown_size(self.after)}: "
+            f"{shown_size(self.saved)} saved ({self.fraction_saved:.0%}), "
             f"{len(self.columns)} column(s) downcast"
         )
 
 
-def _size(n: int) -> str:
+def shown_size(n: int) -> str:
     """A byte count for people: ``512 B``, ``3.4 KB``, ``7.63 MB`` (powers of 1024)."""
     if abs(n) < 1024:
         return f"{n} B"

@@ -18,7 +18,7 @@ from collections.abc import Hashable
 from typing import Any, Callable, Iterator
 
 from ..errors import ConfigError
-from ..validate import check_choice
+from ..validate import check_callable, check_choice
 from .frame import FrameLayout
 
 __all__ = ["PASS_AS", "RowCall", "RowTasks", "row_tasks"]
@@ -88,8 +88,7 @@ def row_tasks(func: Callable[..., Any], frame: Any, pass_as: str) -> tuple[Calla
             unique strings.
     """
     check_choice("pass_as", pass_as, PASS_AS)
-    if not callable(func):
-        raise ConfigError(f"func must be callable, got {func!r}")
+    check_callable("func", func)
     if not (hasattr(frame, "iterrows") and hasattr(frame, "itertuples") and hasattr(frame, "columns")):
         raise ConfigError(f"map_rows needs a pandas DataFrame, got {type(frame).__name__}")
     if pass_as == "kwargs":

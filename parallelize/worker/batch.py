@@ -28,10 +28,13 @@ from array import array
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from .calls import run_call
+from ..retry import RetryPolicy
+from .calls import CallMode, run_call
 from .context import reraise_interrupt, setup_failure, worker_name
 from .failure import RemoteTraceback, TaskFailure, portable, short_repr
 from .pickling import FunctionHandle
+
+NO_RETRY = RetryPolicy()
 
 __all__ = ["Batch", "BatchResult", "report_start", "run_batch", "set_start_hook"]
 
@@ -47,9 +50,12 @@ class Batch:
         first: the index of ``items[0]`` in the whole input.
         fixed: keyword arguments passed to every call.
         stop_on_error: stop at the first failure (the caller will raise anyway).
-        retries: extra attempts for a task that raised one of ``retry_on``.
-        retry_on: exception types worth retrying.
-        backoff: seconds to wait before the first retry, doubled each time.
+        retry: the run's retry policy. A retry without a wait runs here at
+            once; one with a wait is handed back to the parent
+            (:attr:`BatchResult.retry_after`), which waits on a timer while
+            this worker goes on with other tasks.
+        attempt: the attempt number of these tasks' first try here (1, or
+            more when the parent sends a task again).
         timeout: seconds one task may run; enforced here with SIGALRM when the
             batch runs in a process's main thread (process workers, the serial
             backend), and by the parent otherwise.
@@ -61,14 +67,13 @@ class Batch:
     """
 
     func: FunctionHandle
-    call: str
+    call: CallMode
     items: Sequence[Any]
     first: int
     fixed: dict[str, Any] = field(default_factory=dict)
     stop_on_error: bool = False
-    retries: int = 0
-    retry_on: tuple[type[BaseException], ...] = (Exception,)
-    backoff: float = 0.0
+    retry: RetryPolicy = NO_RETRY
+    attempt: int = 1
     timeout: float | None = None
     timing_group: int = 1
     keys: tuple[str, ...] = ()
@@ -90,8 +95,11 @@ class BatchResult:
         items: the batch's inputs, attached by the parent on arrival (never
             shipped back from the worker).
         summary: ``(sum, min, max)`` of ``durations``, computed in the worker.
-        retried: extra attempts made in the worker, for tasks that finally
-            succeeded or failed alike.
+        retried: extra attempts made for the batch's tasks (in the worker, and
+            by the parent when it sent them again), successes and failures alike.
+        retry_after: positions (within the batch) of failed tasks that the
+            retry policy wants tried again, with the seconds to wait first; the
+            parent sends them again and puts their outcome in their place.
     """
 
     first: int
@@ -103,6 +111,7 @@ class BatchResult:
     items: Sequence[Any] | None = None
     summary: tuple[float, float, float] | None = None
     retried: int = 0
+    retry_after: dict[int, float] | None = None
 
 
 class _Keyed:
@@ -221,8 +230,9 @@ def run_batch(batch: Batch) -> BatchResult:
     durations = array("d")
     failures: list[int] = []
     alarm = _Alarm(batch.timeout)
+    retry_after: dict[int, float] = {}
     with alarm:
-        retried = _run_items(batch, func, fixed, call, alarm, values, durations, failures)
+        retried = _run_items(batch, func, fixed, call, alarm, values, durations, failures, retry_after)
     elapsed = time.perf_counter() - batch_start
     # Summarised here, in parallel across workers, rather than in the parent.
     summary = (sum(durations), min(durations), max(durations)) if durations else (0.0, 0.0, 0.0)
@@ -235,6 +245,7 @@ def run_batch(batch: Batch) -> BatchResult:
         elapsed=elapsed,
         summary=summary,
         retried=retried,
+        retry_after=retry_after or None,
     )
 
 
@@ -247,6 +258,7 @@ def _run_items(
     values: list[Any],
     durations: array,
     failures: list[int],
+    retry_after: dict[int, float],
 ) -> int:
     """Run the batch's tasks into ``values``; return the number of retries made."""
     items = batch.items
@@ -265,10 +277,12 @@ def _run_items(
                 pos, first_error = _fast_loop(func, call, items, pos, values, durations)
             if pos >= n:
                 return retried
-        retried += _one_task(batch, func, fixed, call, alarm, pos, values, durations, failures, first_error)
+        retried += _one_task(
+            batch, func, fixed, call, alarm, pos, values, durations, failures, retry_after, first_error
+        )
         pos += 1
-        if failures and batch.stop_on_error:
-            return retried
+        if batch.stop_on_error and len(failures) > len(retry_after):
+            return retried  # a failure no retry will mend: the caller raises it
     return retried
 
 
@@ -380,19 +394,23 @@ def _one_task(
     values: list[Any],
     durations: array,
     failures: list[int],
+    retry_after: dict[int, float],
     first_error: tuple[BaseException, str, float] | None = None,
 ) -> int:
     """Run one task with retries, timeout and failure recording.
 
     ``first_error`` is the outcome of an attempt already made by the fast path.
+    A retry the policy wants after a wait is not waited for here: the failure
+    is recorded with its wait in ``retry_after``, for the parent to send again.
 
     Returns:
-        The number of retries made (attempts beyond the first).
+        The number of retries made here (attempts beyond the first).
     """
     item = batch.items[pos]
     clock = time.perf_counter
     timed = alarm.active
-    attempt = 0
+    policy = batch.retry
+    attempt = batch.attempt - 1
     while True:
         attempt += 1
         if first_error is not None:
@@ -419,11 +437,12 @@ def _one_task(
             else:
                 durations.append(clock() - t0)
                 values.append(value)
-                return attempt - 1
-        if attempt <= batch.retries and isinstance(exc, batch.retry_on):
-            if batch.backoff:
-                time.sleep(batch.backoff * 2 ** (attempt - 1))
-            continue
+                return attempt - batch.attempt
+        if policy.should_retry(exc, attempt):
+            wait = policy.delay(attempt)
+            if wait <= 0:
+                continue
+            retry_after[pos] = wait
         values.append(
             TaskFailure(
                 index=batch.first + pos,
@@ -435,7 +454,7 @@ def _one_task(
         )
         durations.append(elapsed)
         failures.append(pos)
-        return attempt - 1
+        return attempt - batch.attempt
 
 
 # run_batch reports its own start (after unpickling): see report_start.

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, get_args
 
 from .pickling import FunctionHandle
 
-__all__ = ["CALL_MODES", "Call", "run_call"]
+__all__ = ["CALL_MODES", "Call", "CallMode", "run_call"]
 
-#: How an input item becomes a call: ``f(item)``, ``f(*item)``, ``f(**item)``, or
-#: for a tuple of values with the batch's ``keys``, ``f(**dict(zip(keys, item)))``.
-CALL_MODES = ("arg", "star", "kwargs", "keyed")
+#: How an input item becomes a call: ``f(item)`` (``map``), ``f(*item)``
+#: (``starmap``), ``f(**item)`` (parameter spaces), or for a tuple of values with
+#: the batch's ``keys``, ``f(**dict(zip(keys, item)))`` (spaces, as the engine ships them).
+CallMode = Literal["arg", "star", "kwargs", "keyed"]
+CALL_MODES: tuple[str, ...] = get_args(CallMode)
 
 
 class Call:

@@ -1,0 +1,117 @@
+"""The layout of a results folder on disk, shared by its writer and its reader.
+
+::
+
+    folder/part-000000.parquet     consecutive rows, numbered in the order they arrive
+           part-000001.parquet
+           .part-000002.parquet.<hex>.tmp   a file being written (never read)
+           _results.json           the manifest: format, names, dtypes, conversions
+
+``part-`` is followed by at least six digits: names sort in input order for an
+ordered run, and readers sort numerically, so more than a million files still
+load in order. The manifest (:data:`MANIFEST`) records the format, the index
+names, whether the run completed (``"complete": false`` after an error), and
+for each run of files (``"layouts"``, each holding from its part number
+``"from"`` on) the stored name, real name and dtype of every column. Parquet
+files keep the kinds of their columns stored as text in their own schema
+metadata (:data:`KINDS_KEY`); CSV files in the manifest.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from ..errors import BackendUnavailableError, ConfigError
+
+__all__ = [
+    "FORMATS",
+    "INDEX_FIELD",
+    "KINDS_KEY",
+    "MANIFEST",
+    "MANIFEST_VERSION",
+    "PART",
+    "TEMP",
+    "part_name",
+    "part_number",
+    "prepare_folder",
+    "require_pyarrow",
+]
+
+#: File formats and their extensions.
+FORMATS = {"parquet": "parquet", "csv": "csv"}
+
+#: The small JSON file describing a results folder.
+MANIFEST = "_results.json"
+
+#: 2 adds the stored names, dtypes and conversions ("layouts") to version 1.
+MANIFEST_VERSION = 2
+
+#: The name of a part file, and of a part file being written (see :func:`~parallelize.durable.atomic_write`).
+PART = re.compile(r"part-(\d{6,})\.(parquet|csv)")
+TEMP = re.compile(r"\.part-\d{6,}\.(parquet|csv)\.[0-9a-f]+\.tmp")
+
+#: pyarrow's name for an unnamed index level.
+INDEX_FIELD = re.compile(r"__index_level_\d+__")
+
+#: Parquet schema metadata: kinds of the columns stored as text.
+KINDS_KEY = b"parallelize.kinds"
+
+_PARQUET_HINT = 'writing Parquet needs pyarrow: pip install "parallelize[parquet]", or pass format="csv"'
+
+
+def part_name(number: int, fmt: str) -> str:
+    """The name of part file ``number`` in format ``fmt``: ``part-000003.csv``."""
+    return f"part-{number:06d}.{FORMATS[fmt]}"
+
+
+def part_number(path: Path) -> int:
+    """The number of the part file ``path`` (a name matching :data:`PART`)."""
+    m = PART.fullmatch(path.name)
+    assert m is not None
+    return int(m.group(1))
+
+
+def require_pyarrow(action: str) -> Any:
+    """``pyarrow.parquet``, or a BackendUnavailableError saying how to install it.
+
+    Args:
+        action: ``"writing"`` or ``"reading"``, for the message.
+    """
+    try:
+        import pyarrow  # noqa: F401
+        import pyarrow.parquet as pq
+    except ImportError as exc:
+        hint = (
+            _PARQUET_HINT
+            if action == "writing"
+            else 'reading Parquet needs pyarrow: pip install "parallelize[parquet]"'
+        )
+        raise BackendUnavailableError(hint) from exc
+    return pq
+
+
+def prepare_folder(folder: Path, overwrite: bool) -> None:
+    """Create ``folder``, or empty it of results (part files, manifest, temporary files).
+
+    Args:
+        folder: the output folder.
+        overwrite: delete results already there; otherwise they are an error.
+
+    Raises:
+        ConfigError: ``folder`` is a file, or holds results and not ``overwrite``.
+    """
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"the output folder {str(folder)!r} is a file; give a folder path")
+    folder.mkdir(parents=True, exist_ok=True)
+    ours = sorted(p.name for p in folder.iterdir() if PART.fullmatch(p.name) or p.name == MANIFEST)
+    if ours and not overwrite:
+        shown = ", ".join(ours[:3]) + (", ..." if len(ours) > 3 else "")
+        raise ConfigError(
+            f"the folder {str(folder)!r} already holds results ({shown}); "
+            "pass overwrite=True to replace them, or choose another folder"
+        )
+    for p in folder.iterdir():
+        if PART.fullmatch(p.name) or p.name == MANIFEST or TEMP.fullmatch(p.name):
+            p.unlink()

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .errors import ConfigError
+from .validate import check_int
 
 __all__ = ["params_hash"]
 
@@ -129,8 +130,7 @@ def params_hash(params: Mapping[Any, Any], length: int = 16) -> str:
     """
     if not isinstance(params, Mapping):
         raise ConfigError(f"params_hash needs a mapping, got {type(params).__name__}")
-    if isinstance(length, bool) or not isinstance(length, int) or not 1 <= length <= 64:
-        raise ConfigError(f"length must be an int from 1 to 64, got {length!r}")
+    check_int("length", length, minimum=1, maximum=64)
     out: list[bytes] = []
     _encode(params, out)
     return hashlib.sha256(b"".join(out)).hexdigest()[:length]

@@ -34,6 +34,7 @@ from .backends import BackendName
 from .checkpoint import STORED_WORKER, Checkpoint
 from .errors import ConfigError
 from .runner import Parallelize
+from .validate import check_callable, check_int
 from .worker.context import worker_context
 from .worker.failure import TaskFailure
 
@@ -85,20 +86,12 @@ def _no_init(shared_data: Any) -> dict[str, Any]:
 
 
 def _check(process: Any, save_callback: Any, out_path: Any, save_batch: Any, init_function: Any) -> None:
-    if not callable(process):
-        raise ConfigError(f"process must be callable as process(item, shared_data, init_values), got {process!r}")
-    if save_callback is not None and not callable(save_callback):
-        raise ConfigError(
-            f"save_callback must be None or callable as save_callback(path, results, names), got {save_callback!r}"
-        )
-    if init_function is not None and not callable(init_function):
-        raise ConfigError(
-            f"init_function must be None or callable as init_function(shared_data), got {init_function!r}"
-        )
+    check_callable("process", process, signature="process(item, shared_data, init_values)")
+    check_callable("save_callback", save_callback, signature="save_callback(path, results, names)", allow_none=True)
+    check_callable("init_function", init_function, signature="init_function(shared_data)", allow_none=True)
     if not isinstance(out_path, (str, os.PathLike)):
         raise ConfigError(f"out_path must be a folder path (str or os.PathLike), got {out_path!r}")
-    if isinstance(save_batch, bool) or not isinstance(save_batch, int) or save_batch < 1:
-        raise ConfigError(f"save_batch must be an integer >= 1, got {save_batch!r}")
+    check_int("save_batch", save_batch, minimum=1)
 
 
 def _run(

@@ -25,21 +25,36 @@ def check_bool(name: str, value: Any) -> bool:
 
 
 def check_int(
-    name: str, value: Any, *, minimum: int | None = None, allow_none: bool = False, none_means: str = ""
+    name: str,
+    value: Any,
+    *,
+    minimum: int | None = None,
+    maximum: int | None = None,
+    allow_none: bool = False,
+    none_means: str = "",
 ) -> Any:
-    """``value`` if it is an int (not a bool) of at least ``minimum``, or ``None`` when allowed.
+    """``value`` if it is an int (not a bool) within the bounds, or ``None`` when allowed.
 
     Args:
         name: the option's name, used in the message.
         value: the value given.
         minimum: the smallest value allowed, or ``None`` for no bound.
+        maximum: the largest value allowed, or ``None`` for no bound.
         allow_none: whether ``None`` is allowed.
         none_means: what ``None`` stands for, shown in the message (e.g. ``"adaptive"``).
     """
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or (minimum is not None and value < minimum):
-        bound = f" >= {minimum}" if minimum is not None else ""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or (minimum is not None and value < minimum)
+        or (maximum is not None and value > maximum)
+    ):
+        if minimum is not None and maximum is not None:
+            bound = f" from {minimum} to {maximum}"
+        else:
+            bound = f" >= {minimum}" if minimum is not None else f" <= {maximum}" if maximum is not None else ""
         alt = f" or None ({none_means})" if allow_none and none_means else " or None" if allow_none else ""
         raise ConfigError(f"{name} must be an integer{bound}{alt}, got {value!r}")
     return value

@@ -154,3 +154,20 @@ def test_no_import_cycle() -> None:
     for module in sorted(GRAPH):
         if module != "parallelize" and module not in state:
             visit(module)
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_every_module_opens_with_a_docstring(path: Path) -> None:
+    doc = ast.get_docstring(ast.parse(path.read_text()))
+    assert doc and len(doc) > 20, f"{path.relative_to(PACKAGE)} has no docstring saying what it holds"
+
+
+def test_the_readme_tree_names_every_module() -> None:
+    readme = (PACKAGE.parent / "README.md").read_text()
+    section = readme.split("## Where things live", 1)[1].split("\n## ", 1)[0]
+    missing = sorted(
+        str(p.relative_to(PACKAGE))
+        for p in PACKAGE.rglob("*.py")
+        if p.name not in ("__init__.py", "__main__.py") and p.name not in section
+    )
+    assert not missing, f"README 'Where things live' does not name {missing}"

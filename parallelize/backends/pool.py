@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any, Callable
 
-from ..errors import ConfigError, PicklingError, RunnerClosedError, TaskLostError, WorkerCrashedError
+from ..errors import PicklingError, RunnerClosedError, TaskLostError, WorkerCrashedError
 from .pool_worker import JOB_ID, OK, RAISED, REPLY, STARTED, UNPICKLABLE, worker_main
 
 __all__ = ["ProcessPool", "PoolKilledError"]
@@ -66,50 +66,6 @@ POLL_SECONDS = 0.1
 # The job's worker was killed on purpose (a timeout, an interrupt): whoever
 # asked for the kill decided the job's fate; anyone else sees a lost task.
 PoolKilledError = TaskLostError
-
-
-# What one worker costs the parent and the machine, for the limit on workers:
-# file descriptors (its socket, loky's sentinel pipe, and one spare), and memory
-# (a fresh worker's own pages, measured here: about 14 MiB unique, 21 MiB resident).
-FDS_PER_WORKER = 3
-WORKER_BYTES = 14 * 2**20
-
-
-def max_workers_here() -> tuple[int, str]:
-    """How many worker processes this machine can start, and what sets the limit."""
-    limits: list[tuple[int, str]] = []
-    try:
-        import resource
-
-        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if soft != resource.RLIM_INFINITY:
-            limits.append((max((soft - 64) // FDS_PER_WORKER, 1), f"the open-file limit (ulimit -n = {soft})"))
-        soft, _ = resource.getrlimit(resource.RLIMIT_NPROC)
-        if soft != resource.RLIM_INFINITY:
-            limits.append((soft, f"the process limit (ulimit -u = {soft})"))
-    except (ImportError, ValueError, OSError):
-        pass
-    try:
-        pages, size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
-        memory = pages * size
-        limits.append((max(memory // WORKER_BYTES, 1), f"memory ({memory / 2**30:.1f} GiB at ~14 MiB a worker)"))
-    except (ValueError, OSError, AttributeError):
-        pass
-    return min(limits) if limits else (1 << 20, "no known limit")
-
-
-def check_worker_count(max_workers: int) -> None:
-    """Refuse a worker count this machine cannot start, before starting any.
-
-    Raises:
-        ConfigError: naming the limit and what sets it.
-    """
-    limit, why = max_workers_here()
-    if max_workers > limit:
-        raise ConfigError(
-            f"max_workers={max_workers} worker processes cannot start on this machine: at most {limit}, "
-            f"set by {why}; use fewer workers (the CPU count, {os.cpu_count()}, is usual for CPU-bound work)"
-        )
 
 
 def _signal_name(code: int) -> str:

@@ -23,7 +23,8 @@ from typing import Any, Callable
 from ..errors import ConfigError, RunnerClosedError
 from ..validate import check_seconds
 from .base import Backend
-from .pool import ProcessPool, check_worker_count
+from .capacity import check_worker_count
+from .pool import ProcessPool
 
 __all__ = ["ProcessBackend", "IDLE_WORKER_TIMEOUT"]
 

@@ -22,7 +22,7 @@ Faults, and what the engine does with them:
   Retries follow the run's one :class:`~parallelize.retry.RetryPolicy`: without
   a wait the worker runs the task again at once; with one, the worker goes on
   with its batch and the engine holds the batch's result, sends the task again
-  when its wait is over (``delayed``, a timer heap; no worker sits idle) and
+  when its wait is over (:mod:`~parallelize.engine.retrying`, a timer; no worker sits idle) and
   puts the outcome in its place before the batch is delivered.
 - a batch is lost whole (its worker died, or it could not be pickled): the batch
   goes to quarantine. Quarantined batches run alone, so a further crash is
@@ -49,8 +49,6 @@ feeds calls into a long-lived dispatch through a :class:`Feed`.
 from __future__ import annotations
 
 import functools
-import heapq
-import itertools
 import math
 import queue
 import time
@@ -82,6 +80,7 @@ from .failures import batch_error, failed_batch, is_crash, is_pickling, raise_fa
 from .feed import INTERRUPT, WAKE, Control, Feed
 from .inputs import KeyedItems, sliceable
 from .ordering import InOrder
+from .retrying import Retries, Slot
 
 __all__ = ["TaskSpec", "dispatch", "window_for"]
 
@@ -120,35 +119,6 @@ class TaskSpec:
     setup_token: str | None = None
 
 
-@dataclass(eq=False)
-class _Held:
-    """A batch's result waiting for the retries of some of its tasks."""
-
-    result: BatchResult
-    pending: int
-
-
-@dataclass(eq=False)
-class _Slot:
-    """A batch the engine is responsible for, from submission to delivery.
-
-    ``attempt`` is the attempt number of the slot's next run (the one count the
-    retry policy reads); ``retried`` counts the times the engine sent its tasks
-    again. A slot that retries one task of a held result has ``owner`` set and
-    ``offset``, the task's position in that result.
-    """
-
-    first: int
-    items: Any  # a list, or a slice of the input (range, tuple, array)
-    future: Future[BatchResult] | None = None
-    started: float | None = None
-    attempt: int = 1
-    retried: int = 0
-    quarantined: bool = False
-    owner: _Held | None = None
-    offset: int = 0
-
-
 class _Engine:
     """State of one dispatch; see the module docstring for the data flow."""
 
@@ -176,7 +146,7 @@ class _Engine:
             chunksize = 1
         target = IN_PROCESS_TARGET_SECONDS if backend.in_process else TARGET_BATCH_SECONDS
         self.workers = backend.max_workers
-        self.policy = options.retry
+        self.retries = Retries(options.retry)
         self.sizer = BatchSizer(self.workers, total, chunksize, target)
         # A range, list, tuple or NumPy array is cut by slicing: a slice of a
         # range pickles as three numbers and a slice of an array as one buffer,
@@ -197,12 +167,9 @@ class _Engine:
         else:
             self.it = iter(items)  # type: ignore[arg-type]  # a Feed was handled above
         self.window = window_for(self.workers)
-        self.done: queue.SimpleQueue[tuple[_Slot, Future[BatchResult]]] = queue.SimpleQueue()
-        self.active: set[_Slot] = set()
-        self.quarantine: deque[_Slot] = deque()
-        # Slots waiting out a retry's wait: (due time, sequence, slot, to quarantine).
-        self.delayed: list[tuple[float, int, _Slot, bool]] = []
-        self._sequence = itertools.count()
+        self.done: queue.SimpleQueue[tuple[Slot, Future[BatchResult]]] = queue.SimpleQueue()
+        self.active: set[Slot] = set()
+        self.quarantine: deque[Slot] = deque()
         self.buffered = InOrder()
         self.raise_first = options.on_error == "raise"
         self.next_index = 0
@@ -213,7 +180,7 @@ class _Engine:
     # -- submission ------------------------------------------------------------------
 
     def outstanding(self) -> int:
-        return len(self.active) + len(self.quarantine) + len(self.buffered) + len(self.delayed)
+        return len(self.active) + len(self.quarantine) + len(self.buffered) + len(self.retries)
 
     def outstanding_items(self) -> int:
         return sum(len(s.items) for s in self.active) + self.buffered.held_values()
@@ -247,7 +214,7 @@ class _Engine:
             if not len(chunk):
                 self.exhausted = True
                 return
-            slot = _Slot(first=self.next_index, items=chunk)
+            slot = Slot(first=self.next_index, items=chunk)
             self.next_index += len(chunk)
             self.collector.submitted(len(chunk))
             self.submit(slot)
@@ -284,7 +251,7 @@ class _Engine:
             exc.add_note(note)
         raise exc
 
-    def submit(self, slot: _Slot) -> None:
+    def submit(self, slot: Slot) -> None:
         batch = Batch(
             func=self.spec.func,
             call="keyed" if self.keys is not None else self.spec.call,
@@ -294,7 +261,7 @@ class _Engine:
             first=slot.first,
             fixed=self.fixed,
             stop_on_error=self.raise_first,
-            retry=self.policy,
+            retry=self.retries.policy,
             attempt=slot.attempt,
             timeout=self.options.timeout,
             timing_group=self.sizer.timing_group,
@@ -309,7 +276,7 @@ class _Engine:
         self.active.add(slot)
         future.add_done_callback(functools.partial(self._finished, slot))
 
-    def _finished(self, slot: _Slot, future: Future[BatchResult]) -> None:
+    def _finished(self, slot: Slot, future: Future[BatchResult]) -> None:
         # Runs in whichever thread completed the future: only hand it over.
         self.done.put((slot, future))
 
@@ -318,37 +285,22 @@ class _Engine:
         if self.quarantine and not self.active:
             self.submit(self.quarantine.popleft())
 
-    def later(self, slot: _Slot, wait: float, *, quarantine: bool = False) -> None:
-        """Send ``slot`` again after ``wait`` seconds (to run alone if ``quarantine``)."""
-        heapq.heappush(self.delayed, (time.monotonic() + wait, next(self._sequence), slot, quarantine))
-
-    def release_delayed(self) -> None:
-        """Send the slots whose retry wait is over."""
-        now = time.monotonic()
-        while self.delayed and self.delayed[0][0] <= now:
-            _, _, slot, quarantine = heapq.heappop(self.delayed)
-            if quarantine:
+    def release_retries(self) -> None:
+        """Send the slots whose retry wait is over (alone, through quarantine, after a crash)."""
+        for slot, alone in self.retries.due():
+            if alone:
                 self.quarantine.appendleft(slot)
             else:
                 self.submit(slot)
 
-    def retry_again(self, slot: _Slot, exc: BaseException, *, quarantine: bool = False) -> bool:
-        """Schedule ``slot``'s next attempt if the policy wants one after ``exc``."""
-        if not self.policy.should_retry(exc, slot.attempt):
-            return False
-        wait = self.policy.delay(slot.attempt)
-        slot.attempt += 1
-        slot.retried += 1
-        self.later(slot, wait, quarantine=quarantine)
-        return True
-
     # -- waiting -----------------------------------------------------------------------
 
-    def wait(self) -> tuple[_Slot, Future[BatchResult]] | None:
+    def wait(self) -> tuple[Slot, Future[BatchResult]] | None:
         """The next finished future, or ``None`` when a deadline check, a retry or a fill is due."""
         limit = DEADLINE_POLL_SECONDS if self.options.timeout is not None else math.inf
-        if self.delayed:
-            limit = min(limit, max(self.delayed[0][0] - time.monotonic(), 0.0))
+        due = self.retries.next_due()
+        if due is not None:
+            limit = min(limit, max(due - time.monotonic(), 0.0))
         if limit == math.inf:
             got = self.done.get()
         else:
@@ -372,7 +324,7 @@ class _Engine:
         assert timeout is not None
         now = time.monotonic()
         limit = timeout + KILL_GRACE_SECONDS if self.backend.can_kill else timeout
-        expired: list[_Slot] = []
+        expired: list[Slot] = []
         for slot in self.active:
             fut = slot.future
             assert fut is not None
@@ -399,19 +351,19 @@ class _Engine:
                 f"task {slot.first} with arguments {short_repr(self.inputs(slot)[0])} ran longer than "
                 f"timeout={timeout} s; {how}"
             )
-            if self.retry_again(slot, exc):
+            if self.retries.again(slot, exc):
                 continue
-            out += self.settle(slot, failed_batch(exc, self.inputs(slot), slot.first, attempts=slot.attempt))
+            out += self.retries.settle(slot, failed_batch(exc, self.inputs(slot), slot.first, attempts=slot.attempt))
         return out
 
     # -- completion --------------------------------------------------------------------
 
-    def complete(self, slot: _Slot, future: Future[BatchResult]) -> list[BatchResult]:
+    def complete(self, slot: Slot, future: Future[BatchResult]) -> list[BatchResult]:
         """Turn a finished future into the results it completes (none if its batch was requeued)."""
         result = self._outcome(slot, future)
-        return [] if result is None else self.settle(slot, result)
+        return [] if result is None else self.retries.settle(slot, result)
 
-    def _outcome(self, slot: _Slot, future: Future[BatchResult]) -> BatchResult | None:
+    def _outcome(self, slot: Slot, future: Future[BatchResult]) -> BatchResult | None:
         if slot not in self.active or slot.future is not future:
             return None  # a stale future of a batch already resubmitted or abandoned
         self.active.discard(slot)
@@ -434,54 +386,11 @@ class _Engine:
         result.items = self.inputs(slot)
         return result
 
-    def settle(self, slot: _Slot, result: BatchResult) -> list[BatchResult]:
-        """Hold a result whose tasks await retries, or mend a held one; the results now complete."""
-        result.retried += slot.retried
-        pending, result.retry_after = result.retry_after, None
-        if slot.owner is not None:  # the retry of one task of a held result
-            if pending:
-                failure = result.values[0]
-                slot.attempt = failure.attempts + 1
-                slot.retried += 1
-                self.later(slot, pending[0])
-                return []
-            return self.mend(slot, result)
-        if not pending:
-            return [result]
-        held = _Held(result, len(pending))
-        for pos, wait in pending.items():
-            retry = _Slot(
-                first=result.first + pos,
-                items=slot.items[pos : pos + 1],
-                attempt=result.values[pos].attempts + 1,
-                retried=1,
-                owner=held,
-                offset=pos,
-            )
-            self.later(retry, wait)
-        return []
-
-    def mend(self, slot: _Slot, retried: BatchResult) -> list[BatchResult]:
-        """Put a retried task's outcome in its place in the held result."""
-        held = slot.owner
-        assert held is not None
-        result, k = held.result, slot.offset
-        result.values[k] = retried.values[0]
-        if retried.durations and k < len(result.durations):
-            result.durations[k] = retried.durations[0]
-        if not retried.failures:
-            result.failures.remove(k)
-        result.retried += retried.retried
-        if result.durations:
-            result.summary = (sum(result.durations), min(result.durations), max(result.durations))
-        held.pending -= 1
-        return [result] if held.pending == 0 else []
-
-    def inputs(self, slot: _Slot) -> Any:
+    def inputs(self, slot: Slot) -> Any:
         """The slot's inputs as the caller gave them (points, for a keyed space)."""
         return KeyedItems(self.keys, slot.items) if self.keys is not None else slot.items
 
-    def lost(self, slot: _Slot, exc: BaseException) -> BatchResult | None:
+    def lost(self, slot: Slot, exc: BaseException) -> BatchResult | None:
         """A batch came back with no results at all: isolate the cause."""
         if isinstance(exc, WorkerInitError):
             raise exc  # no task can run: stop whatever the policy
@@ -493,8 +402,8 @@ class _Engine:
         if len(slot.items) > 1:
             # Which task is guilty is unknown: halve the batch and try both halves alone.
             half = len(slot.items) // 2
-            a = _Slot(first=slot.first, items=slot.items[:half], quarantined=True)
-            b = _Slot(first=slot.first + half, items=slot.items[half:], quarantined=True)
+            a = Slot(first=slot.first, items=slot.items[:half], quarantined=True)
+            b = Slot(first=slot.first + half, items=slot.items[half:], quarantined=True)
             if crash and not slot.quarantined:
                 # Lost alongside others: it may be innocent. Rerun whole, alone, first.
                 slot.quarantined = True
@@ -508,7 +417,7 @@ class _Engine:
             return None
         # One task, and (for crashes) it ran alone: it is certainly the culprit.
         err = batch_error(exc, self.inputs(slot), slot.first)
-        if crash and self.retry_again(slot, err, quarantine=True):
+        if crash and self.retries.again(slot, err, quarantine=True):
             return None
         return failed_batch(err, self.inputs(slot), slot.first, attempts=slot.attempt)
 
@@ -546,7 +455,7 @@ class _Engine:
     def cancel(self, kill: bool) -> None:
         """Cancel what has not started; on Ctrl-C also stop what is running."""
         slots = list(self.active) + list(self.quarantine)
-        waiting = [slot for _, _, slot, _ in self.delayed]
+        waiting = self.retries.waiting()
         held = {id(s.owner): s.owner for s in slots + waiting if s.owner is not None}
         for slot in slots + waiting:
             if slot.owner is None:
@@ -555,7 +464,7 @@ class _Engine:
             self.collector.finished(0, 0, (), "", abandoned=len(h.result.values))
         self.active.clear()
         self.quarantine.clear()
-        self.delayed.clear()
+        self.retries.clear()
         self.collector.close()
         if kill and self.backend.can_kill and slots:
             # Killing fails every pending future from the executor's side;
@@ -606,10 +515,10 @@ def dispatch(
     interrupted = False
     try:
         while True:
-            engine.release_delayed()
+            engine.release_retries()
             engine.fill()
             engine.release_quarantine()
-            if not engine.active and not engine.quarantine and not engine.delayed:
+            if not engine.active and not engine.quarantine and not engine.retries:
                 # Nothing running: what is buffered waits for nothing, so the
                 # input must be exhausted (fill() submits whenever it is not).
                 if engine.buffered:  # pragma: no cover - ordering invariant

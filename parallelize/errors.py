@@ -8,7 +8,8 @@ so callers can catch either::
     ├── BackendUnavailableError (ImportError) optional engine not installed
     ├── TaskTimeoutError (TimeoutError)       a task ran longer than ``timeout``
     ├── WorkerCrashedError (BrokenExecutor)   a worker died mid-task
-    │   └── TaskLostError                     its worker was stopped on purpose: rerun, not the task's fault
+    │   ├── TaskLostError                     its worker was stopped on purpose: rerun, not the task's fault
+    │   └── JobCancelledError                 its cluster job was cancelled from outside (scancel, qdel)
     ├── PicklingError (TypeError)             an argument or result cannot be pickled
     ├── ResumeMismatchError (ValueError)      a checkpoint holds results for other inputs
     ├── CheckpointError (ConfigError)         a checkpoint's files are damaged or crafted
@@ -16,7 +17,9 @@ so callers can catch either::
     ├── WorkerInitError (RuntimeError)        the runner's initializer raised in a worker
     ├── TaskExitError (RuntimeError)          a task raised SystemExit, KeyboardInterrupt or another
     │                                         BaseException; the original is its ``exception``
-    └── SchedulerUnreachableError (OSError)   a cluster scheduler did not answer
+    ├── SchedulerUnreachableError (OSError)   a cluster scheduler did not answer
+    └── SubmissionError (RuntimeError)        a batch scheduler (Slurm, Grid Engine, PBS) refused
+                                              a job; its own message is quoted
 
 An exception raised by the user's own function is *not* wrapped: it reaches the
 caller as its own type, with the worker's traceback as ``__cause__`` and a note
@@ -34,11 +37,13 @@ __all__ = [
     "TaskTimeoutError",
     "WorkerCrashedError",
     "TaskLostError",
+    "JobCancelledError",
     "PicklingError",
     "ResumeMismatchError",
     "CheckpointError",
     "RunnerClosedError",
     "SchedulerUnreachableError",
+    "SubmissionError",
     "WorkerInitError",
     "TaskExitError",
 ]
@@ -72,6 +77,14 @@ class TaskLostError(WorkerCrashedError):
 
     A backend sets it on the futures of tasks that were not at fault; the engine
     runs such a task again instead of counting a crash against it.
+    """
+
+
+class JobCancelledError(WorkerCrashedError):
+    """A cluster job running the task was cancelled from outside (``scancel``, ``qdel``).
+
+    Someone decided it: the task is not rerun to find a culprit as after a
+    crash; it fails, or runs again only within ``retries``.
     """
 
 
@@ -125,3 +138,21 @@ class WorkerInitError(ParallelizeError, RuntimeError):
     Always stops the run, whatever the error policy: every task would fail the
     same way. The initializer's own exception is the ``__cause__``.
     """
+
+
+class SubmissionError(ParallelizeError, RuntimeError):
+    """A batch scheduler (Slurm, Grid Engine, PBS) refused to take a job.
+
+    The message quotes the command and what the scheduler said (a partition or
+    resource it does not know, a limit, a daemon that is down); nothing was
+    submitted for that array, and no result is awaited from it.
+
+    Attributes:
+        command: the command that was run, as a list.
+        output: what the scheduler printed on stderr and stdout.
+    """
+
+    def __init__(self, message: str, command: list[str] | None = None, output: str = "") -> None:
+        super().__init__(message)
+        self.command = command or []
+        self.output = output

@@ -17,8 +17,9 @@ import pytest
 from parallelize import Parallelize
 
 # Backends the shared suite runs on. "dask" needs a real scheduler: the
-# `dask_address` fixture (tests/dask_cluster.py) starts one with two workers.
-BACKENDS = ["thread", "process", "serial", "dask"]
+# `dask_address` fixture (tests/dask_cluster.py) starts one with two workers;
+# "slurm" a real one-node Slurm (tests/cluster_daemons.py starts it).
+BACKENDS = ["thread", "process", "serial", "dask", "slurm"]
 
 # Child processes that may outlive a test: long-lived helpers started once per
 # session (loky's resource tracker, the Dask cluster of the dask fixture).
@@ -103,6 +104,8 @@ def backend(request: pytest.FixtureRequest) -> str:
     if name == "dask":
         pytest.importorskip("distributed", reason="dask backend needs `pip install parallelize[dask]`")
         request.getfixturevalue("dask_address")
+    if name == "slurm":
+        request.getfixturevalue("slurm_cluster")
     return name
 
 
@@ -113,6 +116,9 @@ def make_runner(backend: str, request: pytest.FixtureRequest) -> Iterator[Callab
     extra: dict[str, Any] = {}
     if backend == "dask":
         extra["address"] = request.getfixturevalue("dask_address")
+    if backend == "slurm":
+        extra["folder"] = request.getfixturevalue("tmp_path") / "jobs"
+        extra["poll_interval"] = 1.0
 
     def make(max_workers: int = 2, **options: Any) -> Parallelize:
         runner = Parallelize(max_workers, backend=backend, **extra, **options)
@@ -135,3 +141,13 @@ def dask_address() -> Iterator[str]:
     with start_cluster() as (address, pids):
         allow_child_processes(pids)
         yield address
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> None:
+    """A real one-node Slurm, started for the session if it is installed (else the test skips)."""
+    from cluster_daemons import ensure_slurm  # tests/cluster_daemons.py
+
+    reason = ensure_slurm()
+    if reason is not None:
+        pytest.skip(reason)

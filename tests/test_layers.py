@@ -19,6 +19,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "parallelize"
 LAYERS: list[tuple[str, set[str]]] = [
     ("core", {"errors", "validate", "retry", "durable", "statistics", "hashing", "distributions", "space", "options"}),
     ("worker", {"worker"}),
+    ("scheduler", {"scheduler"}),
     ("backends", {"backends"}),
     ("results", {"results"}),
     ("checkpoint", {"checkpoint"}),
@@ -37,7 +38,7 @@ CORE_EDGES = {
 }
 
 # Layers of the same height that must not know each other.
-STRANGERS = [("results", "checkpoint"), ("checkpoint", "results")]
+STRANGERS = [("results", "checkpoint"), ("checkpoint", "results"), ("scheduler", "worker")]
 
 
 def _module_name(path: Path) -> str:

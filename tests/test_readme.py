@@ -22,6 +22,7 @@ ILLUSTRATIVE = (
     "multiprocessing_lib's mp_lock",
     "Sweeps from the command line",
     "From a laptop to a cluster",
+    "On a Slurm, Grid Engine or PBS cluster",
 )
 
 

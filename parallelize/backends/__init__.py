@@ -7,6 +7,9 @@ thread    a thread pool in this process (default; good for I/O and GIL-free code
 process   worker processes this runner owns, with cloudpickle (CPU-bound Python)
 serial    the calling thread, one at a time (debugging, profiling)
 dask      a Dask distributed cluster (``pip install "parallelize[dask]"``)
+slurm     array jobs of a Slurm cluster, results through a shared folder
+sge       array jobs of Grid Engine, the same way
+pbs       array jobs of PBS Pro or Torque, the same way
 ========  ==============================================================
 """
 
@@ -22,7 +25,7 @@ from .base import Backend
 __all__ = ["Backend", "BackendName", "available_backends", "get_backend_class", "make_backend", "register_backend"]
 
 #: The backends that ship with parallelize (others may be added with :func:`register_backend`).
-BackendName = Literal["thread", "process", "serial", "dask"]
+BackendName = Literal["thread", "process", "serial", "dask", "slurm", "sge", "pbs"]
 
 # name -> "module:Class", imported lazily so that `import parallelize` never pays
 # for loky or dask until a runner actually uses them.
@@ -31,6 +34,9 @@ _REGISTRY: dict[str, str | Callable[..., Backend]] = {
     "process": "parallelize.backends.process:ProcessBackend",
     "serial": "parallelize.backends.serial:SerialBackend",
     "dask": "parallelize.backends.dask:DaskBackend",
+    "slurm": "parallelize.backends.cluster:SlurmBackend",
+    "sge": "parallelize.backends.cluster:GridEngineBackend",
+    "pbs": "parallelize.backends.cluster:PBSBackend",
 }
 
 

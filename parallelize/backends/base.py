@@ -61,6 +61,9 @@ class Backend(abc.ABC):
     can_time_out: bool = True
     #: Whether ``submit`` runs the task at once in the submitting thread (serial).
     runs_inline: ClassVar[bool] = False
+    #: Seconds of work the engine should put in one batch here, where starting a
+    #: batch costs more than on a local pool (a cluster job); ``None``: the engine's own.
+    target_batch_seconds: ClassVar[float | None] = None
 
     def __init__(self, max_workers: int | None, initializer: Callable[[], None] | None = None, **options: Any) -> None:
         check_int("max_workers", max_workers, minimum=1, allow_none=True, none_means="the CPUs this process may use")

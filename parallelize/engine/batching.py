@@ -64,6 +64,10 @@ class BatchSizer:
         max_workers: workers sharing the input.
         total: number of tasks, if known (enables the fair-share cap).
         fixed: a fixed size (the user's ``chunksize``), or ``None`` to adapt.
+        target_seconds: the work to aim for in one batch.
+        min_seconds: the least work the fair-share cap leaves in a batch
+            (default :data:`MIN_BATCH_SECONDS`; a cluster, where a batch is a
+            job that costs about a second to start, wants far more).
     """
 
     def __init__(
@@ -72,11 +76,13 @@ class BatchSizer:
         total: int | None = None,
         fixed: int | None = None,
         target_seconds: float = TARGET_BATCH_SECONDS,
+        min_seconds: float = MIN_BATCH_SECONDS,
     ) -> None:
         self.max_workers = max_workers
         self.total = total
         self.fixed = fixed
         self.target = target_seconds
+        self.min_seconds = min_seconds
         self._size = 1
         self._per_task: float | None = None
         self._time = 0.0
@@ -103,7 +109,7 @@ class BatchSizer:
             # Fair share of what is left: ~4 batches per worker still to come,
             # but never less work than MIN_BATCH_SECONDS per batch.
             share = -(-remaining // (4 * self.max_workers))
-            floor = int(MIN_BATCH_SECONDS / self._per_task) if self._per_task else 1
+            floor = int(self.min_seconds / self._per_task) if self._per_task else 1
             size = min(size, max(share, floor, 1))
         return max(1, min(size, MAX_BATCH))
 

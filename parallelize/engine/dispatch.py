@@ -60,6 +60,7 @@ from typing import Any, Iterable, Iterator
 
 from ..backends.base import Backend
 from ..errors import (
+    JobCancelledError,
     TaskLostError,
     TaskTimeoutError,
     WorkerInitError,
@@ -73,6 +74,7 @@ from ..worker.pickling import FunctionHandle
 from .batching import (
     IN_PROCESS_TARGET_SECONDS,
     MAX_OUTSTANDING_PER_WORKER,
+    MIN_BATCH_SECONDS,
     TARGET_BATCH_SECONDS,
     BatchSizer,
 )
@@ -144,10 +146,15 @@ class _Engine:
         if options.timeout is not None:
             # A timeout is per task: one task per batch keeps it exact.
             chunksize = 1
-        target = IN_PROCESS_TARGET_SECONDS if backend.in_process else TARGET_BATCH_SECONDS
+        target = backend.target_batch_seconds or (
+            IN_PROCESS_TARGET_SECONDS if backend.in_process else TARGET_BATCH_SECONDS
+        )
         self.workers = backend.max_workers
         self.retries = Retries(options.retry)
-        self.sizer = BatchSizer(self.workers, total, chunksize, target)
+        # Where a batch is costly to start (a cluster job), the fair-share cap keeps
+        # at least half the target in each batch, so a run ends in a few big batches.
+        floor = target / 2 if backend.target_batch_seconds else MIN_BATCH_SECONDS
+        self.sizer = BatchSizer(self.workers, total, chunksize, target, floor)
         # A range, list, tuple or NumPy array is cut by slicing: a slice of a
         # range pickles as three numbers and a slice of an array as one buffer,
         # where a list of its items would pickle item by item (a row of an
@@ -394,6 +401,11 @@ class _Engine:
         """A batch came back with no results at all: isolate the cause."""
         if isinstance(exc, WorkerInitError):
             raise exc  # no task can run: stop whatever the policy
+        if isinstance(exc, JobCancelledError):
+            # Cancelled on purpose by someone: no culprit to look for.
+            if self.retries.again(slot, exc):
+                return None
+            return failed_batch(exc, self.inputs(slot), slot.first, attempts=slot.attempt)
         crash = is_crash(exc)
         pickling = is_pickling(exc)
         if not (crash or pickling):

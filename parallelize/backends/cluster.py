@@ -312,12 +312,13 @@ class ClusterBackend(Backend):
                 self._fail_all(exc)
 
     def _submit_pending(self) -> None:
+        largest = self.scheduler.max_array_size()  # may ask the scheduler once: not under the lock
         with self._lock:
             free = self.max_workers - len(self._tasks)
             if free <= 0 or not self._pending:
                 return
             take: list[_Task] = []
-            limit = min(free, self.scheduler.max_array_size())
+            limit = min(free, largest)
             while self._pending and len(take) < limit:
                 task = self._pending.popleft()
                 if task.future.cancelled():
@@ -365,7 +366,10 @@ class ClusterBackend(Backend):
             self.scheduler.script_header(),
             f"# parallelize: array {array}; the element runs the call named in arrays/{array}.json",
             *self.setup,
-            f'export PYTHONPATH={q(package_root)}"${{PYTHONPATH:+:$PYTHONPATH}}"',
+            # This interpreter finds this parallelize even when it runs from a source tree.
+            f'export PYTHONPATH={q(package_root)}"${{PYTHONPATH:+:$PYTHONPATH}}"'
+            if self.python == sys.executable
+            else "",
             f"index=$(( ${{{self.scheduler.index_variable}}} - {base} ))",
             f'{q(self.python)} -m parallelize.worker.job {q(str(self.folder))} {q(array)} "$index"',
             "code=$?",

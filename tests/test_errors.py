@@ -171,3 +171,21 @@ def test_model_evaluator_accepts_func_keyword_and_a_space(runner: Parallelize) -
     space = parallelize.ParamSpace(a=[1, 2])
     evaluator.run(space, func=lambda a, b: a * b, b=[10, 100])
     assert list(evaluator.results(ordered=True)) == [10, 100, 20, 200]
+
+
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        ({"resources": ["time=1:00"]}, "resources must be a dict"),
+        ({"setup": "module load python"}, "setup must be a list of shell lines"),
+        ({"folder": 3}, "folder must be a path"),
+        ({"python": 3}, "python must be the path of an interpreter"),
+        ({"poll_interval": 0}, "poll_interval"),
+        ({"keep_jobs": "yes"}, "keep_jobs must be True or False"),
+        ({"partition": "debug"}, r"unknown slurm backend option\(s\) \['partition'\]"),
+    ],
+)
+def test_bad_cluster_backend_options_are_named(options: dict[str, object], words: str) -> None:
+    # Checked before the scheduler is looked for, and before any folder is made.
+    with pytest.raises(ConfigError, match=words):
+        Parallelize(2, backend="slurm", **options)  # type: ignore[arg-type]

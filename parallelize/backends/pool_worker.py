@@ -56,15 +56,6 @@ def _watch_parent(parent_pid: int) -> None:
             os._exit(1)  # orphaned: nobody will read our results
 
 
-def _dumps(obj: Any) -> bytes:
-    try:
-        return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception:
-        import cloudpickle  # values defined in __main__ or a notebook, lambdas
-
-        return cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-
-
 def worker_main(conn: Any, parent_pid: int, env: dict[str, str] | None, initializer: Callable[[], None] | None) -> None:
     """Serve jobs from ``conn`` until told to stop or orphaned.
 
@@ -87,6 +78,7 @@ def worker_main(conn: Any, parent_pid: int, env: dict[str, str] | None, initiali
             pass
     from ..worker import batch
     from ..worker.failure import portable
+    from ..worker.pickling import dumps_any
 
     send = conn.send_bytes
     recv = conn.recv_bytes
@@ -118,7 +110,7 @@ def worker_main(conn: Any, parent_pid: int, env: dict[str, str] | None, initiali
         batch.set_start_hook(None)
         del fn, args, kwargs
         try:
-            payload = REPLY.pack(job_id, kind) + _dumps(out)
+            payload = REPLY.pack(job_id, kind) + dumps_any(out)
         except BaseException as exc:  # noqa: BLE001
             text = f"its result could not be pickled in the worker ({type(exc).__name__}: {exc})"
             payload = REPLY.pack(job_id, UNPICKLABLE) + text.encode("utf-8", "replace")

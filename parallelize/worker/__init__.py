@@ -3,7 +3,7 @@
 The parent ships a :class:`~parallelize.worker.batch.Batch` and gets back one
 :class:`~parallelize.worker.batch.BatchResult` (see :mod:`parallelize.worker.batch`).
 Nothing here imports the rest of parallelize but :mod:`parallelize.errors`,
-:mod:`parallelize.retry` and :mod:`parallelize.validate`, so a worker process
+:mod:`parallelize.retry`, :mod:`parallelize.validate` and :mod:`parallelize.durable`, so a worker process
 pays only for this package and cloudpickle.
 
 ========================  ==========================================================

@@ -26,6 +26,9 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from ..durable import atomic_write
+from .pickling import dumps_any
+
 __all__ = ["main", "run_element"]
 
 OK = "ok"
@@ -34,21 +37,7 @@ UNPICKLABLE = "unpicklable"
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _dumps(obj: Any) -> bytes:
-    try:
-        return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception:
-        import cloudpickle  # values defined in __main__ or a notebook, lambdas
-
-        return cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    atomic_write(path, lambda f: f.write(data), binary=True)
 
 
 def run_element(folder: Path, array: str, index: int) -> int:
@@ -97,7 +86,7 @@ def run_element(folder: Path, array: str, index: int) -> int:
         outcome = (RAISED, (portable(exc), traceback.format_exc()))
     batch.set_start_hook(None)
     try:
-        data = _dumps(outcome)
+        data = dumps_any(outcome)
     except BaseException as exc:  # noqa: BLE001
         data = pickle.dumps((UNPICKLABLE, f"its result could not be pickled on the node ({type(exc).__name__}: {exc})"))
     _write_atomic(tasks / f"{key}.out", data)

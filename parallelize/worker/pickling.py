@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import pickle
 import time
 from typing import Any, Callable
 
@@ -15,7 +16,19 @@ import cloudpickle
 
 from .shared_array import reducer_override
 
-__all__ = ["ArrayCloudPickler", "Cloud", "FunctionHandle"]
+__all__ = ["ArrayCloudPickler", "Cloud", "FunctionHandle", "dumps_any"]
+
+
+def dumps_any(obj: Any) -> bytes:
+    """``obj`` pickled for the trip back to the parent: plain pickle, else cloudpickle.
+
+    Plain pickle is faster for ordinary values; cloudpickle takes what it cannot
+    (values defined in ``__main__`` or a notebook, lambdas).
+    """
+    try:
+        return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        return cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 class FunctionHandle:

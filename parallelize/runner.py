@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 from concurrent.futures import Future
-from typing import Any, Callable, Iterable, Iterator, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Literal, TypeVar
 
 from .backends import BackendName, make_backend
 from .backends.base import Backend
@@ -34,6 +34,9 @@ from .worker.calls import CallMode
 from .worker.context import WorkerSetup
 from .worker.pickling import FunctionHandle
 from .worker.result_queue import QueueCall, wants_queue
+
+if TYPE_CHECKING:
+    from .checkpoint.resume import Resume
 
 __all__ = ["Parallelize"]
 
@@ -198,9 +201,16 @@ class Parallelize:
         total: int | None,
         fixed: dict[str, Any] | None,
         control: Control | None,
+        resume: Resume | None = None,
     ) -> Callable[[Iterable[Any]], Iterator[BatchResult]]:
-        """The engine over this runner's backend, as a function of the inputs."""
+        """The engine over this runner's backend, as a function of the inputs.
+
+        With a ``resume`` and a backend whose jobs may outlive this process
+        (the cluster backends), each batch records its own successes in the
+        checkpoint where it runs, so a rerun finds what orphaned jobs finished.
+        """
         spec = TaskSpec(FunctionHandle(func), call, fixed, self._setup_token)
+        job_record = resume.job_record if resume is not None and self._backend.outlives_submitter else None
 
         def compute(items: Iterable[Any]) -> Iterator[BatchResult]:
             return dispatch(
@@ -213,6 +223,7 @@ class Parallelize:
                 total=total,
                 progress=progress,
                 control=control,
+                job_record=job_record,
             )
 
         return compute
@@ -389,6 +400,9 @@ class Parallelize:
             from .checkpoint import Checkpoint
             from .checkpoint.resume import Resume
 
+            # Jobs an earlier run of this sweep left queued or running record
+            # into the checkpoint themselves: wait for them, then read it.
+            self._backend.reattach()
             # Opened and checked now: a damaged or foreign folder fails before anything runs.
             resume = Resume(Checkpoint.of(checkpoint), iterable, call=call, ordered=ordered)
             total = resume.missing
@@ -399,7 +413,16 @@ class Parallelize:
         progress = make_progress(options.progress, total)
         control = Control() if background else None
         compute = self._compute(
-            func, call, options, collector, progress, ordered=ordered, total=total, fixed=fixed, control=control
+            func,
+            call,
+            options,
+            collector,
+            progress,
+            ordered=ordered,
+            total=total,
+            fixed=fixed,
+            control=control,
+            resume=resume,
         )
         batches = compute(iterable) if resume is None else _resumed(resume, compute, collector)
         skip = options.on_error == "skip"

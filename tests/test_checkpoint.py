@@ -1208,3 +1208,59 @@ def test_map_rows_with_a_checkpoint_keeps_the_index_and_resumes(
     # The first run recorded every row that succeeded; the rerun computed only the rest.
     assert stats.completed == (0 if pass_as == "pair" else 1)
     assert list(again["worker"] == STORED_WORKER) == ([True] * 4 if pass_as == "pair" else [True, True, False, True])
+
+
+# -- batches that record themselves where they run (the cluster backends' reattach) ----
+
+
+def _journal_pids(folder: Path) -> set[int]:
+    return {int(p.name.split("-")[2]) for p in folder.glob("journal-*.log")}
+
+
+def test_a_backend_whose_jobs_outlive_the_submitter_has_its_workers_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On such a backend each batch writes its own journal where it runs; the submitter
+    writes none of its own, and a rerun reads the workers' records back."""
+    from parallelize import backends
+    from parallelize.backends.process import ProcessBackend
+
+    class Outliving(ProcessBackend):
+        outlives_submitter = True
+
+    monkeypatch.setitem(backends._REGISTRY, "test-outliving", Outliving)
+    folder = tmp_path / "ck"
+    with Parallelize(2, backend="test-outliving", chunksize=5) as r:
+        out = list(r.map(_square_or_fail, range(20), checkpoint=folder, on_error="skip"))
+    assert out == [x * x for x in range(20) if x != 7]
+    pids = _journal_pids(folder)
+    assert pids and os.getpid() not in pids  # written by the workers, not here
+    assert Checkpoint(folder).completed_positions() == frozenset(range(20)) - {7}  # failures are not recorded
+    with Parallelize(2, backend="process") as r:
+        again = list(r.map(_square_or_fail, range(20), checkpoint=folder, on_error="skip"))
+        assert r.statistics().completed + r.statistics().failed == 1  # only task 7 ran again
+    assert again == out
+
+
+def test_a_before_record_callback_keeps_recording_in_the_submitter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from parallelize import backends
+    from parallelize.backends.process import ProcessBackend
+
+    class Outliving(ProcessBackend):
+        outlives_submitter = True
+
+    monkeypatch.setitem(backends._REGISTRY, "test-outliving-2", Outliving)
+    seen: list[int] = []
+    ck = Checkpoint(tmp_path / "ck", before_record=lambda positions, items, values: seen.extend(positions))
+    with Parallelize(2, backend="test-outliving-2", chunksize=5) as r:
+        assert list(r.map(_square_or_fail, range(6), checkpoint=ck)) == [x * x for x in range(6)]
+    assert sorted(seen) == list(range(6))
+    assert _journal_pids(tmp_path / "ck") == {os.getpid()}
+
+
+def _square_or_fail(x: int) -> int:
+    if x == 7:
+        raise ValueError("seven")
+    return x * x

@@ -8,6 +8,7 @@ and the submitting process being interrupted or killed.
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -21,6 +22,7 @@ import pytest
 
 from parallelize import (
     BackendUnavailableError,
+    Checkpoint,
     JobCancelledError,
     Parallelize,
     SubmissionError,
@@ -219,44 +221,122 @@ KILLED = textwrap.dedent(
     import sys
     sys.path.insert(0, {tests!r})
     from parallelize import Parallelize
-    from test_cluster import slow_square
+    from test_cluster import marked_square
     with Parallelize(2, backend="slurm", folder={folder!r}, poll_interval=1.0, chunksize=2) as r:
-        print(r.backend.job_name, flush=True)
-        for _ in r.map(slow_square, range(24), checkpoint={checkpoint!r}):
+        for _ in r.map(marked_square, [({marks!r}, x) for x in range(16)], checkpoint={checkpoint!r}):
             pass
     """
 )
 
 
-def slow_square(x: int) -> int:
-    time.sleep(0.3)
+def marked_square(arg: tuple[str, int]) -> int:
+    """x * x, leaving a file behind for every run of the task; tasks 4 and up take 3 s."""
+    marks, x = arg
+    time.sleep(3.0 if x >= 4 else 0.1)
+    Path(marks, f"{x}-{os.getpid()}-{time.monotonic_ns()}").touch()
     return x * x
 
 
-def test_a_killed_submitter_resumes_from_its_checkpoint_on_the_cluster(tmp_path: Path) -> None:
-    from parallelize import Checkpoint
+def runs_of(marks: Path) -> dict[int, int]:
+    counts: dict[int, int] = {}
+    for p in marks.iterdir():
+        x = int(p.name.split("-")[0])
+        counts[x] = counts.get(x, 0) + 1
+    return counts
 
-    checkpoint = tmp_path / "ck"
+
+def test_a_killed_submitter_is_reattached_every_task_runs_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SIGKILL the submitting process while jobs run; a rerun on the same folder and
+    checkpoint collects what they finish, waits for them, and submits only the rest."""
+    checkpoint, marks = tmp_path / "ck", tmp_path / "marks"
+    marks.mkdir()
     script = tmp_path / "run.py"
     script.write_text(
-        KILLED.format(tests=str(Path(__file__).parent), folder=str(tmp_path / "jobs"), checkpoint=str(checkpoint))
+        KILLED.format(
+            tests=str(Path(__file__).parent),
+            folder=str(tmp_path / "jobs"),
+            checkpoint=str(checkpoint),
+            marks=str(marks),
+        )
     )
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    name = proc.stdout.readline().strip()
     try:
         wait_until(lambda: len(Checkpoint(checkpoint).completed_positions()) >= 4, "the first run to record tasks")
-        proc.kill()  # SIGKILL: no cleanup at all
+        wait_until(
+            lambda: (
+                any(p.name.endswith(".started") for p in (tmp_path / "jobs" / "tasks").iterdir())
+                if (tmp_path / "jobs" / "tasks").exists()
+                else False
+            ),
+            "a slow element to start",
+        )
+        proc.kill()  # SIGKILL: no cleanup at all; its running jobs are orphans now
         proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        subprocess.run(["scancel", f"--name={name}"], capture_output=True)  # its orphaned jobs
-    done = len(Checkpoint(checkpoint).completed_positions())
-    assert 4 <= done < 24
-    with runner(tmp_path, 2) as r:
-        out = list(r.map(slow_square, range(24), checkpoint=checkpoint))
+    recorded_at_kill = len(Checkpoint(checkpoint).completed_positions())
+    assert 4 <= recorded_at_kill < 16
+    with runner(tmp_path, 2, chunksize=2) as r:
+        out = list(r.map(marked_square, [(str(marks), x) for x in range(16)], checkpoint=checkpoint))
         stats = r.statistics()
-    assert out == [x * x for x in range(24)]  # every result once, in input order
-    assert stats.completed == 24 - done
+    assert out == [x * x for x in range(16)]  # every result once, in input order
+    assert "waiting for" in capsys.readouterr().err  # the orphans were waited for, not resubmitted
+    assert runs_of(marks) == {x: 1 for x in range(16)}  # every task ran exactly once, in either run
+    assert stats.completed < 16 - recorded_at_kill  # what the orphans finished was not computed again
+
+
+def test_ctrl_c_with_keep_jobs_leaves_the_jobs_and_a_rerun_reattaches(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    checkpoint, marks = tmp_path / "ck", tmp_path / "marks"
+    marks.mkdir()
+    script = tmp_path / "run.py"
+    script.write_text(
+        KILLED.format(
+            tests=str(Path(__file__).parent),
+            folder=str(tmp_path / "jobs"),
+            checkpoint=str(checkpoint),
+            marks=str(marks),
+        ).replace("chunksize=2)", "chunksize=2, keep_jobs=True)")
+    )
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: len(Checkpoint(checkpoint).completed_positions()) >= 4, "the first run to record tasks")
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "KeyboardInterrupt" in err and "cancelled" not in err
+    items = [(str(marks), x) for x in range(16)]
+    with runner(tmp_path, 2, chunksize=2) as r:
+        out = list(r.map(marked_square, items, checkpoint=checkpoint))
+    assert out == [x * x for x in range(16)]
+    assert "waiting for" in capsys.readouterr().err
+    assert runs_of(marks) == {x: 1 for x in range(16)}
+
+
+@pytest.mark.parametrize("first,then", [("process", "slurm"), ("slurm", "process")])
+def test_a_sweep_stopped_on_one_backend_resumes_on_the_other(tmp_path: Path, first: str, then: str) -> None:
+    checkpoint = tmp_path / "ck"
+
+    def make(backend: str) -> Parallelize:
+        return runner(tmp_path, 2, chunksize=2) if backend == "slurm" else Parallelize(2, backend=backend, chunksize=2)
+
+    with make(first) as r:
+        stream = r.map(square, range(20), checkpoint=checkpoint)
+        head = list(itertools.islice(stream, 6))
+        stream.close()
+    assert head == [x * x for x in range(6)]
+    recorded = len(Checkpoint(checkpoint).completed_positions())
+    assert 6 <= recorded < 20
+    with make(then) as r:
+        out = list(r.map(square, range(20), checkpoint=checkpoint))
+        stats = r.statistics()
+    assert out == [x * x for x in range(20)]
+    assert stats.completed == 20 - recorded

@@ -52,6 +52,9 @@ class Backend(abc.ABC):
             submitting thread, and returns a finished future.
         can_time_out: whether a per-task ``timeout`` can be enforced here; the
             runner refuses a timeout it cannot keep rather than ignore it.
+        outlives_submitter: whether a submitted task can go on running after
+            this process died (a cluster job): with a checkpoint, its batch
+            then records its own successes where it runs.
     """
 
     name: ClassVar[str] = "base"
@@ -64,6 +67,7 @@ class Backend(abc.ABC):
     #: Seconds of work the engine should put in one batch here, where starting a
     #: batch costs more than on a local pool (a cluster job); ``None``: the engine's own.
     target_batch_seconds: ClassVar[float | None] = None
+    outlives_submitter: ClassVar[bool] = False
 
     def __init__(self, max_workers: int | None, initializer: Callable[[], None] | None = None, **options: Any) -> None:
         check_int("max_workers", max_workers, minimum=1, allow_none=True, none_means="the CPUs this process may use")
@@ -105,6 +109,13 @@ class Backend(abc.ABC):
         """Stop every worker of this backend now, running tasks included (Ctrl-C).
 
         Only meaningful where :attr:`can_kill` is true; the default does nothing.
+        """
+
+    def reattach(self) -> None:  # noqa: B027 - optional hook, no-op by default
+        """Before a checkpointed run: wait for what an earlier, dead run left running.
+
+        Only backends whose tasks :attr:`outlive the submitter <outlives_submitter>`
+        have anything to wait for; the default does nothing.
         """
 
     def suggested_workers(self) -> int | None:

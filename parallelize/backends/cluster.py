@@ -24,16 +24,23 @@ the last lines of its stderr; a node failure is a
 :class:`~parallelize.errors.TaskLostError`, which the engine reruns at no cost; a
 refused submission is a :class:`~parallelize.errors.SubmissionError` quoting the
 scheduler. ``kill`` (a timeout) and Ctrl-C cancel the elements concerned.
+
+Reattach: with a checkpoint, each job records its batch's successes in it
+(:mod:`parallelize.checkpoint.job_record`); :meth:`ClusterBackend.reattach`,
+called before a checkpointed run reads its folder, waits for the elements an
+earlier run on the same folder left queued or running when it died.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
 import pickle
 import shlex
 import signal
+import socket
 import sys
 import threading
 import time
@@ -41,13 +48,14 @@ import uuid
 import weakref
 from collections import deque
 from concurrent.futures import Future
+from concurrent.futures import wait as wait_all
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import cloudpickle
 
-from ..durable import write_all
+from ..durable import atomic_write, write_all
 from ..errors import (
     ConfigError,
     JobCancelledError,
@@ -81,6 +89,10 @@ GATHER_SECONDS = 0.02
 # An element seen ended (or gone) without a result this many polls in a row has
 # failed: one poll more gives a shared file system time to show its result.
 POLLS_BEFORE_LOST = 2
+# A run touches its heartbeat file this often while it has jobs out; one whose
+# file is older than the stale age (seen from another machine) has died.
+HEARTBEAT_SECONDS = 10.0
+HEARTBEAT_STALE_SECONDS = 60.0
 # How long status queries may fail in a row before the tasks waiting on them fail.
 OUTAGE_SECONDS = 600.0
 # Lines of an element's stderr quoted when it failed without a result.
@@ -140,6 +152,7 @@ class ClusterBackend(Backend):
     name = "cluster"
     can_kill = True
     in_process = False
+    outlives_submitter = True
     target_batch_seconds: ClassVar[float | None] = TARGET_BATCH_SECONDS
     scheduler_name: ClassVar[str] = ""
 
@@ -182,7 +195,11 @@ class ClusterBackend(Backend):
         self.folder = Path(folder).resolve() if folder is not None else _default_folder()
         for sub in ("tasks", "arrays", "exits", "logs"):
             (self.folder / sub).mkdir(parents=True, exist_ok=True)  # before any job can need them
-        self.job_name = f"pz-{uuid.uuid4().hex[:10]}"
+        # One job name per folder, so a later run on the same folder finds,
+        # with its one status query, the jobs an earlier run left (reattach);
+        # files carry a token of this backend's own, so runs never share one.
+        self.job_name = "pz-" + hashlib.sha1(str(self.folder).encode()).hexdigest()[:10]
+        self._token = uuid.uuid4().hex[:8]
         # Re-entrant: the SIGTERM handler may run in a thread that holds it.
         self._lock = threading.RLock()
         self._wake = threading.Condition(self._lock)
@@ -197,6 +214,7 @@ class ClusterBackend(Backend):
         self._status_wait = FIRST_STATUS_SECONDS
         self._next_status = 0.0
         self._outage_since: float | None = None
+        self._next_heartbeat = 0.0
         self.submitted_arrays = 0
         self.submitted_elements = 0
         _LIVE.add(self)
@@ -212,7 +230,7 @@ class ClusterBackend(Backend):
             payload = cloudpickle.dumps((fn, args, kwargs, self.initializer), protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:
             raise PicklingError(f"the call could not be pickled for a {self.name} job: {exc}") from exc
-        key = f"{next(self._sequence):08d}"
+        key = f"{self._token}-{next(self._sequence):08d}"
         path = self.folder / "tasks" / f"{key}.in"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
@@ -224,11 +242,15 @@ class ClusterBackend(Backend):
         with self._lock:
             self._pending.append(task)
             self._by_future[id(future)] = task
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._manage, name=f"parallelize-{self.name}", daemon=True)
-                self._thread.start()
-            self._wake.notify()
+            self._start_manager()
         return future
+
+    def _start_manager(self) -> None:
+        """Start the manager thread if it is not running, and wake it (under the lock)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._manage, name=f"parallelize-{self.name}", daemon=True)
+            self._thread.start()
+        self._wake.notify()
 
     def kill(self, future: Future[Any]) -> bool:
         """Cancel the element running (or queued for) this call; the call fails as lost."""
@@ -290,6 +312,101 @@ class ClusterBackend(Backend):
         for task in left:
             _fail(task.future, TaskLostError(f"the {self.name} backend was shut down before its job finished"))
 
+    def reattach(self) -> None:
+        """Wait for the array elements an earlier run on this folder left queued or running.
+
+        Such a run died (or left with ``keep_jobs``) before its jobs ended. Its
+        jobs record their successes in the run's checkpoint themselves, so
+        once they end a rerun finds their work there and submits only what is
+        missing. Elements that ended are not waited for; their files are
+        removed. Ctrl-C while waiting cancels them (unless ``keep_jobs``).
+        """
+        orphans = self._orphans()
+        if not orphans:
+            return
+        try:
+            states = self.scheduler.status(self.job_name, sorted({t.job_id for t in orphans}))
+        except (SubmissionError, SchedulerUnreachableError):
+            states = None  # unknown: wait for them all; the manager finds out
+        if states is not None:
+            alive = [t for t in orphans if (e := states.get((t.job_id, t.index))) is not None and e.state in ACTIVE]
+            for task in orphans:
+                if task not in alive:
+                    self._forget(task)
+            orphans = alive
+        if not orphans:
+            return
+        print(
+            f"parallelize: waiting for {len(orphans)} {self.name} array element(s) that an earlier run left "
+            f"queued or running in {self.folder}; what they finish goes into the checkpoint, and only the "
+            "rest is submitted again",
+            file=sys.stderr,
+        )
+        with self._lock:
+            for task in orphans:
+                self._tasks[task.key] = task
+            self._start_manager()
+        wait_all([t.future for t in orphans])
+
+    def _orphans(self) -> list[_Task]:
+        """Elements of earlier runs on this folder with a call still waiting for its result."""
+        found: list[_Task] = []
+        arrays = self.folder / "arrays"
+        for marker in sorted(arrays.glob("*.job")):
+            array = marker.name[: -len(".job")]
+            if self._token in array:
+                continue
+            try:
+                job_id = marker.read_text().strip()
+                manifest = json.loads((arrays / f"{array}.json").read_text())
+                keys = manifest["keys"]
+                owner = manifest.get("owner") or {}
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                continue  # not written by a cluster backend, or half removed
+            if self._owner_alive(owner):
+                continue  # another live run on this folder: its jobs are its own
+            waiting = False
+            for index, key in enumerate(keys):
+                task = _Task(str(key), Future(), array, index, job_id)
+                if not (self.folder / "tasks" / f"{key}.in").exists():
+                    continue
+                if (self.folder / "tasks" / f"{key}.out").exists():
+                    self._forget(task)  # finished after its run died: recorded by the job
+                    continue
+                found.append(task)
+                waiting = True
+            if not waiting:
+                try:
+                    marker.unlink()
+                except OSError:
+                    pass
+        return found
+
+    def _owner_alive(self, owner: Any) -> bool:
+        """Whether the run that submitted an array is still running.
+
+        On this machine, by its process id; elsewhere (another login node), by
+        the heartbeat file its manager thread touches while it runs.
+        """
+        if not isinstance(owner, dict):
+            return False
+        pid = owner.get("pid")
+        if owner.get("host") == socket.gethostname() and isinstance(pid, int):
+            if pid == os.getpid():  # another backend of this process, maybe shut down
+                return any(b._token == owner.get("token") and not b._closed for b in list(_LIVE))
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return False
+            except OSError:  # someone else's process: it exists
+                return True
+            return True
+        try:
+            age = time.time() - (self.folder / "arrays" / f"{owner.get('token')}.alive").stat().st_mtime
+        except OSError:
+            return False
+        return age < HEARTBEAT_STALE_SECONDS
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} max_workers={self.max_workers} folder={str(self.folder)!r}>"
 
@@ -306,10 +423,18 @@ class ClusterBackend(Backend):
                     wait = FILE_POLL_SECONDS
                 self._wake.wait(wait)
             try:
+                self._heartbeat()
                 self._submit_pending()
                 self._poll()
             except Exception as exc:  # noqa: BLE001 - the scheduler failed: fail what waits on it, keep serving
                 self._fail_all(exc)
+
+    def _heartbeat(self) -> None:
+        now = time.monotonic()
+        if now < self._next_heartbeat:
+            return
+        self._next_heartbeat = now + HEARTBEAT_SECONDS
+        (self.folder / "arrays" / f"{self._token}.alive").touch()
 
     def _submit_pending(self) -> None:
         largest = self.scheduler.max_array_size()  # may ask the scheduler once: not under the lock
@@ -328,7 +453,7 @@ class ClusterBackend(Backend):
                 take.append(task)
             if not take:
                 return
-            array = f"{self.job_name}-{next(self._arrays):05d}"
+            array = f"{self.job_name}-{self._token}-{next(self._arrays):05d}"
             for i, task in enumerate(take):
                 task.array, task.index = array, i
                 self._tasks[task.key] = task
@@ -346,6 +471,8 @@ class ClusterBackend(Backend):
                 self._forget(task)
                 _fail(task.future, exc)
             return
+        # Which job runs this array, for a later run that reattaches.
+        atomic_write(self.folder / "arrays" / f"{array}.job", lambda f: f.write(job_id), binary=False)
         self.submitted_arrays += 1
         self.submitted_elements += len(take)
         with self._lock:
@@ -355,7 +482,12 @@ class ClusterBackend(Backend):
         self._next_status = time.monotonic() + FIRST_STATUS_SECONDS
 
     def _write_array(self, array: str, keys: list[str]) -> Path:
-        manifest = {"keys": keys, "sys_path": [p for p in sys.path if p and os.path.isdir(p)], "cwd": os.getcwd()}
+        manifest = {
+            "keys": keys,
+            "sys_path": [p for p in sys.path if p and os.path.isdir(p)],
+            "cwd": os.getcwd(),
+            "owner": {"host": socket.gethostname(), "pid": os.getpid(), "token": self._token},
+        }
         (self.folder / "arrays" / f"{array}.json").write_text(json.dumps(manifest))
         package_root = str(Path(__file__).resolve().parent.parent.parent)
         q = shlex.quote

@@ -19,6 +19,7 @@ from ..errors import CheckpointError, ResumeMismatchError
 from ..worker.batch import BatchResult
 from ..worker.failure import TaskFailure
 from .codec import decode, encode_result, input_hash, unb64
+from .job_record import JobRecord
 from .journal import Checkpoint, Entry, JournalWriter, damaged_error, mismatch_error
 
 __all__ = ["STORED_WORKER", "Resume"]
@@ -256,8 +257,21 @@ class Resume:
         if rows:
             if self._commit is not None:
                 self._commit(*done)
-            journal.append(rows)
+            if not result.recorded:  # else the job that ran it recorded it (JobRecord)
+                journal.append(rows)
         return slots
+
+    def job_record(self, first: int, count: int) -> JobRecord | None:
+        """The :class:`JobRecord` for the batch of ``count`` missing items from ``first`` on.
+
+        For backends whose jobs may outlive this process: the job records its
+        own successes. ``None`` when a ``before_record`` callback must run
+        first (it runs here, so recording stays here too).
+        """
+        if self._commit is not None:
+            return None
+        rows = tuple(self._meta[first + j] for j in range(count))
+        return JobRecord(str(self.checkpoint.folder.resolve()), self._call, self._store, rows)
 
     def _drain(self, before: int | None) -> list[_Slot]:
         out: list[_Slot] = []

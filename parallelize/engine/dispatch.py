@@ -56,7 +56,7 @@ from collections import deque
 from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from ..backends.base import Backend
 from ..errors import (
@@ -134,8 +134,10 @@ class _Engine:
         ordered: bool,
         total: int | None,
         progress: Any,
+        job_record: Callable[[int, int], Callable[[BatchResult], None] | None] | None = None,
     ) -> None:
         self.backend = backend
+        self.job_record = job_record
         self.spec = spec
         self.options = options
         self.collector = collector
@@ -272,6 +274,7 @@ class _Engine:
             attempt=slot.attempt,
             timeout=self.options.timeout,
             timing_group=self.sizer.timing_group,
+            record=self.job_record(slot.first, len(slot.items)) if self.job_record is not None else None,
         )
         try:
             future = self.backend.submit(run_batch, batch)
@@ -499,6 +502,7 @@ def dispatch(
     total: int | None = None,
     progress: Any = None,
     control: Control | None = None,
+    job_record: Callable[[int, int], Callable[[BatchResult], None] | None] | None = None,
 ) -> Iterator[BatchResult]:
     """Run ``spec`` over ``items`` and yield one :class:`BatchResult` per batch.
 
@@ -512,6 +516,9 @@ def dispatch(
         total: number of items if known.
         progress: an object with ``update(n)`` (a tqdm bar) or ``None``.
         control: lets another thread interrupt the dispatch, or ``None``.
+        job_record: ``job_record(first, count)`` gives the recorder a batch
+            carries to its worker (:attr:`~parallelize.worker.batch.Batch.record`),
+            for backends whose jobs may outlive this process; ``None``: none.
 
     Yields:
         Batch results; failed tasks appear as :class:`TaskFailure` entries.
@@ -519,7 +526,7 @@ def dispatch(
     Raises:
         Exception: under ``on_error="raise"``, the first task's error, as its own type.
     """
-    engine = _Engine(backend, spec, items, options, collector, ordered, total, progress)
+    engine = _Engine(backend, spec, items, options, collector, ordered, total, progress, job_record)
     if control is not None:
         control.attach(engine)
     if engine.feed is not None:

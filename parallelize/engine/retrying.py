@@ -143,6 +143,8 @@ class Retries:
             result.durations[k] = retried.durations[0]
         if not retried.failures:
             result.failures.remove(k)
+            # Durable where it ran only if the retry recorded its success too.
+            result.recorded = result.recorded and retried.recorded
         result.retried += retried.retried
         if result.durations:
             result.summary = (sum(result.durations), min(result.durations), max(result.durations))

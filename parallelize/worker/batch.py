@@ -64,6 +64,10 @@ class Batch:
         keys: parameter names, for the ``"keyed"`` call mode.
         setup_token: the token of the runner's per-worker set-up, to find out
             whether it failed in this worker.
+        record: called with the batch's result before it is returned, to make
+            its successes durable where the worker runs (a checkpoint written
+            by a cluster job, which may outlive the process that submitted it);
+            ``None`` (the default) leaves recording to the parent.
     """
 
     func: FunctionHandle
@@ -78,6 +82,7 @@ class Batch:
     timing_group: int = 1
     keys: tuple[str, ...] = ()
     setup_token: str | None = None
+    record: Callable[[BatchResult], None] | None = None
 
 
 @dataclass
@@ -100,6 +105,8 @@ class BatchResult:
         retry_after: positions (within the batch) of failed tasks that the
             retry policy wants tried again, with the seconds to wait first; the
             parent sends them again and puts their outcome in their place.
+        recorded: the worker made the successes durable itself
+            (:attr:`Batch.record`); the parent need not record them again.
     """
 
     first: int
@@ -112,6 +119,7 @@ class BatchResult:
     summary: tuple[float, float, float] | None = None
     retried: int = 0
     retry_after: dict[int, float] | None = None
+    recorded: bool = False
 
 
 class _Keyed:
@@ -236,7 +244,7 @@ def run_batch(batch: Batch) -> BatchResult:
     elapsed = time.perf_counter() - batch_start
     # Summarised here, in parallel across workers, rather than in the parent.
     summary = (sum(durations), min(durations), max(durations)) if durations else (0.0, 0.0, 0.0)
-    return BatchResult(
+    result = BatchResult(
         first=batch.first,
         values=values,
         durations=durations,
@@ -247,6 +255,13 @@ def run_batch(batch: Batch) -> BatchResult:
         retried=retried,
         retry_after=retry_after or None,
     )
+    if batch.record is not None:
+        try:
+            batch.record(result)
+            result.recorded = True
+        except Exception:  # noqa: BLE001 - not durable here: the parent records it as usual
+            pass
+    return result
 
 
 def _run_items(

@@ -3,7 +3,10 @@
 The file protocol between the runner and its jobs, all in ``FOLDER`` (on a file
 system the nodes share; no network connection back to the runner is needed)::
 
-    arrays/ARRAY.json        {"keys": [...], "sys_path": [...], "cwd": ...}: element k runs keys[k]
+    arrays/ARRAY.json        {"keys": [...], "sys_path": [...], "cwd": ..., "owner": {host, pid, token}}:
+                             element k runs keys[k]
+    arrays/ARRAY.job         the scheduler's job id of the array, once submitted
+    arrays/TOKEN.alive       touched every few seconds while the submitting run lives
     tasks/KEY.in             the call, cloudpickled: (fn, args, kwargs, initializer)
     tasks/KEY.started        created when the call really starts (after unpickling)
     tasks/KEY.out            the outcome, pickled: ("ok", value) | ("raised", (exc, traceback))
@@ -14,6 +17,12 @@ system the nodes share; no network connection back to the runner is needed)::
 An element that dies (segfault, out of memory, killed by the scheduler) leaves
 no ``.out``: the runner reads the scheduler's state, the exit file and the
 element's stderr to say what happened.
+
+With a checkpoint, the call's batch also appends its successes to the
+checkpoint folder before the ``.out`` is written
+(:class:`~parallelize.checkpoint.job_record.JobRecord`), and a later run on the
+same folder waits for the elements of a run that died (``owner`` no longer
+alive) before it reads the checkpoint: that is reattaching.
 """
 
 from __future__ import annotations

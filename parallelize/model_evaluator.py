@@ -8,7 +8,7 @@ streams return values as they complete and ``statistics()`` reports at any momen
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from .engine.execution import Execution
 from .errors import ConfigError
@@ -17,6 +17,9 @@ from .runner import Parallelize
 from .space import grid_from_arguments
 from .statistics import Statistics
 
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from matplotlib.figure import Figure
+
 __all__ = ["ModelEvaluator"]
 
 
@@ -24,7 +27,8 @@ class ModelEvaluator(TabularResults):
     """Evaluates a function over a parameter grid on a :class:`Parallelize` runner.
 
     :meth:`to_dataframe` and :meth:`to_files` give the current run's results,
-    one row per grid point in grid order, waiting for the run to end.
+    one row per grid point in grid order, waiting for the run to end;
+    :meth:`plot` draws them against the parameters.
 
     Args:
         runner: the runner whose workers do the work (default: ``Parallelize()``).
@@ -97,6 +101,34 @@ class ModelEvaluator(TabularResults):
     def statistics(self) -> Statistics:
         """A frozen snapshot of the run's statistics; ``print()`` it for a summary."""
         return self.execution.statistics()
+
+    def plot(self, x: str | Sequence[str], y: str | Sequence[str], hue: str | None = None, **kw: Any) -> Figure:
+        """Plot each output against each parameter, averaged over the other parameters.
+
+        ``evaluator.plot(x=["depth"], y=["score"])`` is
+        ``ps.plot(ps.metrics(evaluator.to_dataframe()), x, y, hue, **kw)`` with
+        ``import parallelize.jobs as ps``: one panel per output in ``y`` and
+        parameter in ``x``; a failed point's outputs are missing, so left out
+        of the means. Waits for the run, as :meth:`to_dataframe` does.
+
+        Args:
+            x: the parameter column(s), one panel column each.
+            y: the output column(s) (a dict result's keys, or ``result``), one
+                panel row each.
+            hue: a column to split by, one line per value; default ``None``.
+            **kw: passed on to :func:`parallelize.jobs.plot.plot` (``spread``).
+
+        Returns:
+            A :class:`matplotlib.figure.Figure`; ``fig.savefig("grid.png")`` saves it.
+
+        Raises:
+            ConfigError: an unknown column or option, or no run yet.
+            BackendUnavailableError: matplotlib is not installed (``pip install "parallelize[plot]"``).
+        """
+        from .jobs.metrics import metrics
+        from .jobs.plot import plot
+
+        return plot(metrics(self.to_dataframe()), x, y, hue, **kw)
 
     def _table_source(self) -> TableSource:
         return self.execution._table_source()

@@ -24,6 +24,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("results", {"results"}),
     ("checkpoint", {"checkpoint"}),
     ("engine", {"engine"}),
+    ("jobs", {"jobs"}),
     ("face", {"runner", "decorator", "model_evaluator", "batchify", "mplock", "cli", "__init__", "__main__"}),
 ]
 

@@ -147,8 +147,8 @@ def test_slurm_parse_status() -> None:
     assert found[("7", 0)] == (RUNNING, "None")
     assert all(found[("8", i)] == (PENDING, "None") for i in range(2, 10))
     assert found[("9", 3)][0] == CANCELLED
-    assert not any(job == "10" for job, _ in found)
-    assert len(found) == 2 + 8 + 1 + 8 + 1
+    assert found[("10", 0)] == (RUNNING, "None")  # a job that is not an array is its own element 0
+    assert len(found) == 2 + 8 + 1 + 8 + 1 + 1
 
 
 def test_slurm_status_and_cancel_command_lines() -> None:
@@ -250,6 +250,7 @@ def test_sge_parse_status_recorded() -> None:
         ("2", 0): (PENDING, "held"),
         ("2", 1): (PENDING, "held"),
         ("2", 2): (PENDING, "held"),
+        ("6", 0): (RUNNING, ""),  # not an array: its own element 0
     }
 
 
@@ -465,6 +466,7 @@ def test_pbs_pro_parse_status_sample() -> None:
         ("1238[].pbs01", 1): (FAILED, "exit status 2"),
         ("1240[].pbs01", 0): (PENDING, ""),
         ("1240[].pbs01", 1): (PENDING, ""),
+        ("1250.pbs01", 0): (RUNNING, ""),  # not an array: its own element 0
     }
 
 

@@ -5,6 +5,7 @@ A *dialect* (:mod:`~parallelize.scheduler.slurm`, :mod:`~parallelize.scheduler.s
 their output; nothing else here knows which scheduler runs underneath::
 
     submit_array(script, count, ...) ──sbatch / qsub──> job id
+    submit_job(script, ...)          ──sbatch / qsub──> job id    (one job script, its own options kept)
     status(job ids)                  ──one squeue / qstat for all──> {(job, index): Element}
     cancel(job ids or elements)      ──scancel / qdel──>
 
@@ -15,6 +16,9 @@ and "did not answer" into the library's errors, quoting what the scheduler said.
 from __future__ import annotations
 
 import abc
+import getpass
+import os
+import shlex
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -22,7 +26,7 @@ from typing import ClassVar, Mapping, Sequence
 
 from ..errors import BackendUnavailableError, SchedulerUnreachableError, SubmissionError
 
-__all__ = ["ACTIVE", "Element", "Scheduler", "TERMINAL", "run"]
+__all__ = ["ACTIVE", "Element", "Scheduler", "TERMINAL", "current_user", "directives", "run"]
 
 # States, as the dialects report them (Slurm's names; other dialects map onto them).
 PENDING = "PENDING"
@@ -105,12 +109,19 @@ class Scheduler(abc.ABC):
         submit_command: the command that submits (checked for on the PATH).
         index_variable: the environment variable holding an array element's index in a job.
         index_base: what the first element's index is in that variable (0 or 1).
+        directive_prefix: how a job script's own option lines start (``#SBATCH``).
+        reads_directives: whether the scheduler reads those lines itself when
+            it is given the script (else :meth:`submit_job` passes them as flags).
+
+    A job that is not an array is reported as element 0 of its own id.
     """
 
     name: ClassVar[str]
     submit_command: ClassVar[str]
     index_variable: ClassVar[str]
     index_base: ClassVar[int] = 0
+    directive_prefix: ClassVar[str]
+    reads_directives: ClassVar[bool] = True
 
     def available(self) -> None:
         """Raise :class:`BackendUnavailableError` if the scheduler's commands are missing."""
@@ -134,8 +145,9 @@ class Scheduler(abc.ABC):
         log_dir: str,
         resources: Mapping[str, object],
         max_running: int | None,
+        flags: Sequence[str] = (),
     ) -> list[str]:
-        """The command that submits ``script`` as an array of ``count`` elements."""
+        """The command that submits ``script`` as an array of ``count`` elements (``flags`` added as they are)."""
 
     @abc.abstractmethod
     def parse_job_id(self, output: str) -> str:
@@ -150,6 +162,7 @@ class Scheduler(abc.ABC):
         log_dir: str,
         resources: Mapping[str, object],
         max_running: int | None = None,
+        flags: Sequence[str] = (),
     ) -> str:
         """Submit ``script`` as an array of ``count`` elements; return the job id.
 
@@ -157,9 +170,50 @@ class Scheduler(abc.ABC):
             SubmissionError: the scheduler refused (its message is quoted).
         """
         argv = self.submit_command_line(
-            script, count, name=name, log_dir=log_dir, resources=resources, max_running=max_running
+            script, count, name=name, log_dir=log_dir, resources=resources, max_running=max_running, flags=flags
         )
         return self.parse_job_id(run(argv, what="submit"))
+
+    @abc.abstractmethod
+    def job_command_line(
+        self,
+        script: str,
+        *,
+        workdir: str,
+        name: str | None,
+        stdout: str | None,
+        stderr: str | None,
+        resources: Mapping[str, object],
+    ) -> list[str]:
+        """The command that submits one job script, run in ``workdir``.
+
+        ``name``, ``stdout`` and ``stderr`` are left to the script's own
+        directives when ``None``.
+        """
+
+    def parse_single_job_id(self, output: str) -> str:
+        """A single job's id from what the submit command printed."""
+        return self.parse_job_id(output)
+
+    def submit_job(
+        self,
+        script: str,
+        *,
+        workdir: str,
+        name: str | None = None,
+        stdout: str | None = None,
+        stderr: str | None = None,
+        resources: Mapping[str, object] | None = None,
+    ) -> str:
+        """Submit one job script (its own directives kept); return its id.
+
+        Raises:
+            SubmissionError: the scheduler refused (its message is quoted).
+        """
+        argv = self.job_command_line(
+            script, workdir=workdir, name=name, stdout=stdout, stderr=stderr, resources=resources or {}
+        )
+        return self.parse_single_job_id(run(argv, what="submit"))
 
     @abc.abstractmethod
     def status_command_line(self, name: str, job_ids: Sequence[str]) -> list[str]:
@@ -205,6 +259,34 @@ class Scheduler(abc.ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__}>"
+
+
+def current_user() -> str:
+    """The name of the user this process runs as, for the schedulers' ``-u`` filters."""
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except (ImportError, KeyError):
+        return getpass.getuser()
+
+
+def directives(text: str, prefix: str) -> list[str]:
+    """The option flags of a job script's directive lines (``#SBATCH --time=10``), in order.
+
+    Directives are read as schedulers read them: from the lines at the top of
+    the script (blank lines and comments allowed) up to the first command.
+    """
+    flags: list[str] = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped:
+            continue
+        if stripped.startswith(prefix) and (len(stripped) == len(prefix) or stripped[len(prefix)].isspace()):
+            flags += shlex.split(stripped[len(prefix) :], comments=True)
+        elif not stripped.startswith("#"):
+            break
+    return flags
 
 
 def parse_indices(text: str) -> list[int]:

@@ -98,6 +98,7 @@ DETECT_TIMEOUT_SECONDS = 10.0
 _OPTIONS = {"queue": "-q", "q": "-q", "account": "-A", "A": "-A", "priority": "-p", "p": "-p"}
 _SUBJOB = re.compile(r"^(\d+)\[(\d+)\](.*)$")
 _ARRAY_ID = re.compile(r"^\d+\[\](\.\S*)?$")
+_SINGLE_ID = re.compile(r"^\d+(\.\S*)?$")
 # Characters qsub -v would split or unquote in a value.
 _UNSAFE_IN_V = set(",'\"")
 
@@ -175,6 +176,7 @@ class PBS(Scheduler):
 
     name = "pbs"
     submit_command = "qsub"
+    directive_prefix: ClassVar[str] = "#PBS"
     index_variable: ClassVar[str] = "PBS_ARRAY_INDEX"
     index_base = 0
     flavour: ClassVar[Flavour] = "pro"
@@ -218,6 +220,7 @@ class PBS(Scheduler):
         log_dir: str,
         resources: Mapping[str, object],
         max_running: int | None,
+        flags: Sequence[str] = (),
     ) -> list[str]:
         bad = sorted(_UNSAFE_IN_V & set(log_dir))
         if bad:
@@ -227,6 +230,10 @@ class PBS(Scheduler):
             )
         argv = ["qsub", *self.array_flags(count, max_running), "-N", name, "-V"]
         argv += ["-v", f"{LOG_DIR_VARIABLE}={log_dir}", "-j", "oe", "-o", f"{log_dir.rstrip('/')}/"]
+        return [*argv, *self._resource_flags(resources), *flags, script]
+
+    def _resource_flags(self, resources: Mapping[str, object]) -> list[str]:
+        argv: list[str] = []
         for key, value in resources.items():
             flag = self.option_flag(key)
             if flag is not None:
@@ -235,7 +242,32 @@ class PBS(Scheduler):
                 argv += [key] if value is True else [key, str(value)]
             else:
                 argv += ["-l", f"{key}={'true' if value is True else value}"]
-        return [*argv, script]
+        return argv
+
+    def job_command_line(
+        self,
+        script: str,
+        *,
+        workdir: str,
+        name: str | None,
+        stdout: str | None,
+        stderr: str | None,
+        resources: Mapping[str, object],
+    ) -> list[str]:
+        # PBS has no working-directory flag: the job script changes to it itself
+        # (the jobs layer writes that line), and qsub reads its #PBS lines.
+        argv = ["qsub", "-V"]
+        argv += ["-N", name] if name is not None else []
+        argv += ["-o", stdout] if stdout is not None else []
+        argv += ["-e", stderr] if stderr is not None else []
+        return [*argv, *self._resource_flags(resources), script]
+
+    def parse_single_job_id(self, output: str) -> str:
+        # "1234.server" (a site's notices may come first).
+        lines = [line.strip() for line in output.splitlines() if line.strip()]
+        if not lines or not _SINGLE_ID.match(lines[-1]):
+            raise SubmissionError(f"qsub printed no job id: {output.strip()[-200:]!r}", ["qsub"], output)
+        return lines[-1]
 
     def parse_job_id(self, output: str) -> str:
         # The last line: "1234[].server"; anything before it is a site's notice.
@@ -298,7 +330,10 @@ class PBS(Scheduler):
         for name, attrs in _blocks(output):
             match = _SUBJOB.match(name)
             if match is None:
-                continue  # the array itself (1234[]) or a job that is not an array
+                if _SINGLE_ID.match(name):  # a job that is not an array: its own element 0
+                    state, reason = self._state(attrs)
+                    out.append(Element(name, 0, state, reason))
+                continue  # else the array itself (1234[])
             sequence, index, server = match.groups()
             state, reason = self._state(attrs)
             out.append(Element(f"{sequence}[]{server}", int(index), state, reason))

@@ -60,13 +60,23 @@ about 15 s, so an ended task is simply absent. State codes, by precedence:
 
 from __future__ import annotations
 
-import getpass
-import os
 import xml.etree.ElementTree as ET
 from typing import Mapping, Sequence
 
 from ..errors import ConfigError, SubmissionError
-from .base import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING, Element, Scheduler, parse_indices, run
+from .base import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    PENDING,
+    RUNNING,
+    Element,
+    Scheduler,
+    current_user,
+    directives,
+    parse_indices,
+    run,
+)
 
 __all__ = ["GridEngine"]
 
@@ -86,15 +96,6 @@ _OPTIONS = {
     "priority": "-p",
     "p": "-p",
 }
-
-
-def _user() -> str:
-    try:
-        import pwd
-
-        return pwd.getpwuid(os.geteuid()).pw_name
-    except (ImportError, KeyError):
-        return getpass.getuser()
 
 
 def _resource_flags(resources: Mapping[str, object]) -> list[str]:
@@ -144,6 +145,8 @@ class GridEngine(Scheduler):
     submit_command = "qsub"
     index_variable = "SGE_TASK_ID"
     index_base = 1
+    directive_prefix = "#$"
+    reads_directives = False  # the script runs as bash's argument (-b y): its #$ lines become flags
 
     def __init__(self) -> None:
         self._max_array: int | None = None
@@ -171,6 +174,7 @@ class GridEngine(Scheduler):
         log_dir: str,
         resources: Mapping[str, object],
         max_running: int | None,
+        flags: Sequence[str] = (),
     ) -> list[str]:
         # $JOB_ID and $TASK_ID are qsub's pseudo-variables, expanded by Grid Engine
         # (no shell sees this argv); "$JOB_ID_" is not read as a variable of its own.
@@ -180,7 +184,25 @@ class GridEngine(Scheduler):
         argv += ["-N", name, "-V", "-cwd", "-b", "y", "-shell", "no"]
         argv += ["-o", f"{log_dir}/$JOB_ID_$TASK_ID.out", "-e", f"{log_dir}/$JOB_ID_$TASK_ID.err"]
         # The script as bash's argument, not as a job script: no login shell (see above).
-        return [*argv, *_resource_flags(resources), "/bin/bash", script]
+        return [*argv, *_resource_flags(resources), *flags, "/bin/bash", script]
+
+    def job_command_line(
+        self,
+        script: str,
+        *,
+        workdir: str,
+        name: str | None,
+        stdout: str | None,
+        stderr: str | None,
+        resources: Mapping[str, object],
+    ) -> list[str]:
+        argv = ["qsub", "-terse", "-V", "-wd", workdir, "-b", "y", "-shell", "no"]
+        argv += ["-N", name] if name is not None else []
+        argv += ["-o", stdout] if stdout is not None else []
+        argv += ["-e", stderr] if stderr is not None else []
+        with open(script, encoding="utf-8", errors="replace") as f:
+            own = directives(f.read(), self.directive_prefix)  # as bash's argument, qsub would not read them
+        return [*argv, *_resource_flags(resources), *own, "/bin/bash", script]
 
     def parse_job_id(self, output: str) -> str:
         # -terse prints "ID.1-N:1" for an array, "ID" for a single job.
@@ -192,7 +214,7 @@ class GridEngine(Scheduler):
     def status_command_line(self, name: str, job_ids: Sequence[str]) -> list[str]:
         # qstat has no filter by job name in its list form (-j is the long, per-job
         # form): all of the user's jobs, kept to job_ids by status().
-        return ["qstat", "-xml", "-u", _user()]
+        return ["qstat", "-xml", "-u", current_user()]
 
     def parse_status(self, output: str) -> list[Element]:
         if not output.strip():
@@ -205,10 +227,10 @@ class GridEngine(Scheduler):
         for job in root.iter("job_list"):
             job_id = (job.findtext("JB_job_number") or "").strip()
             tasks = (job.findtext("tasks") or "").strip()
-            if not job_id or not tasks:
-                continue  # not an array job
+            if not job_id:
+                continue
             state, reason = _state((job.findtext("state") or "").strip())
-            for task in parse_indices(tasks):
+            for task in parse_indices(tasks) if tasks else [self.index_base]:  # not an array: its element 0
                 out.append(Element(job_id, task - self.index_base, state, reason))
         return out
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
-from .base import Element, Scheduler, parse_indices, run
+from .base import Element, Scheduler, current_user, parse_indices, run
 
 __all__ = ["Slurm"]
 
@@ -31,6 +31,7 @@ class Slurm(Scheduler):
     submit_command = "sbatch"
     index_variable = "SLURM_ARRAY_TASK_ID"
     index_base = 0
+    directive_prefix = "#SBATCH"
 
     def __init__(self) -> None:
         self._max_array: int | None = None
@@ -58,6 +59,7 @@ class Slurm(Scheduler):
         log_dir: str,
         resources: Mapping[str, object],
         max_running: int | None,
+        flags: Sequence[str] = (),
     ) -> list[str]:
         array = f"0-{count - 1}" + (f"%{max_running}" if max_running else "")
         argv = [
@@ -74,23 +76,44 @@ class Slurm(Scheduler):
             # (Slurm holds it until a BeginTime) before running again.
             argv.append("--no-requeue")
         argv += [_flag(k, v) for k, v in resources.items()]
-        return [*argv, script]
+        return [*argv, *flags, script]
+
+    def job_command_line(
+        self,
+        script: str,
+        *,
+        workdir: str,
+        name: str | None,
+        stdout: str | None,
+        stderr: str | None,
+        resources: Mapping[str, object],
+    ) -> list[str]:
+        argv = ["sbatch", "--parsable", f"--chdir={workdir}"]
+        argv += [f"--job-name={name}"] if name is not None else []
+        argv += [f"--output={stdout}"] if stdout is not None else []
+        argv += [f"--error={stderr}"] if stderr is not None else []
+        argv += [_flag(k, v) for k, v in resources.items()]
+        return [*argv, script]  # sbatch reads the script's own #SBATCH lines
 
     def parse_job_id(self, output: str) -> str:
         # --parsable prints "id" or "id;cluster".
         return output.strip().splitlines()[-1].split(";", 1)[0].strip()
 
     def status_command_line(self, name: str, job_ids: Sequence[str]) -> list[str]:
-        # By name, not by id: a list of ids fails whole when one has been purged.
-        return ["squeue", "--states=all", "--noheader", f"--name={name}", f"--format={_FORMAT}"]
+        # By name (or all of the user's jobs when there is no one name), not by
+        # id: a list of ids fails whole when one has been purged.
+        who = f"--name={name}" if name else f"--user={current_user()}"
+        return ["squeue", "--states=all", "--noheader", who, f"--format={_FORMAT}"]
 
     def parse_status(self, output: str) -> list[Element]:
         out: list[Element] = []
         for line in output.splitlines():
             parts = line.strip().split("|")
-            if len(parts) < 3 or not parts[1] or parts[1] == "N/A":
+            if len(parts) < 3 or not parts[0]:
                 continue
             job_id, indices, state = parts[0], parts[1], parts[2]
+            if indices in ("", "N/A"):
+                indices = "0"  # not an array: its own element 0
             reason = parts[3] if len(parts) > 3 else ""
             state = state.split()[0].rstrip("+") if state else state
             for index in parse_indices(indices):

@@ -7,6 +7,7 @@ root, with a timeout so that a hung example fails instead of hanging the suite.
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,11 +21,12 @@ EXAMPLES = ROOT / "examples"
 TIMEOUT = 90
 
 
-def run_example(name: str, *args: str) -> str:
-    """Run ``examples/<name>`` and return its standard output; fail on a non-zero exit."""
+def run_example(name: str, *args: str, cwd: Path = ROOT) -> str:
+    """Run ``examples/<name>`` in ``cwd`` and return its standard output; fail on a non-zero exit."""
     proc = subprocess.run(
         [sys.executable, str(EXAMPLES / name), *args],
-        cwd=ROOT,
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
@@ -76,8 +78,8 @@ def test_decorator_example_maps_and_grids() -> None:
     importlib.util.find_spec("sklearn") is None,
     reason='the digits grid search needs scikit-learn: pip install -e ".[examples]"',
 )
-def test_digits_grid_search_quick() -> None:
-    out = run_example("digits_grid_search.py", "--quick")
+def test_digits_grid_search_quick(tmp_path: Path) -> None:
+    out = run_example("digits_grid_search.py", "--quick", cwd=tmp_path)
     lines = out.splitlines()
     best = [line for line in lines if line.startswith("best: ")]
     assert len(best) == 1, out
@@ -88,6 +90,15 @@ def test_digits_grid_search_quick() -> None:
     assert "STATISTICS" in lines
     assert "size: 4 items" in lines
     assert "completed: 4  failed: 0  pending: 0" in lines
+    assert "plot: digits_grid.png" in lines and (tmp_path / "digits_grid.png").stat().st_size > 5_000
+
+
+def test_job_sweep_example_gathers_and_plots_the_metrics(tmp_path: Path) -> None:
+    out = run_example("job_sweep.py", str(tmp_path / "sweep"))
+    assert out.count("COMPLETED") == 16
+    assert "4 job(s) wrote to stderr (dividing by zero), and still exited 0:" in out
+    assert "ZeroDivisionError: division by zero" in out
+    assert (tmp_path / "sweep" / "sweep.png").stat().st_size > 5_000
 
 
 # Further examples: they must run to completion.

@@ -226,3 +226,18 @@ def test_the_job_script_keeps_its_directives_first(tmp_path: Path) -> None:
     assert "trap _pz_exit EXIT" in lines and lines[-1] == "echo hi"
     record = json.loads((Path(jobs.iloc[0].work_dir) / "job.json").read_text())
     assert record["params"] == {"x": 1} or record["params"]["x"] is not None
+
+
+def test_the_options_a_script_sets_itself_are_found_and_an_array_drops_its_own() -> None:
+    from parallelize.jobs.queues import _resolve, _value, _without
+
+    flags = ["--time=5", "-o", "%J.stdout", "--error=%x-%j.err", "-J", "n", "-N", "2"]
+    assert _value(flags, ("-o", "--output")) == "%J.stdout"
+    assert _value(flags, ("-e", "--error")) == "%x-%j.err"
+    assert _value(["-ofile.txt"], ("-o", "--output")) == "file.txt"
+    assert _value(flags, ("-x",)) is None
+    own = ("-J", "--job-name", "-o", "--output", "-e", "--error", "-a", "--array")
+    assert _without(flags, own) == ["--time=5", "-N", "2"]
+    assert _without(["-cwd", "-l", "h_rt=1", "-N", "x"], ("-N", "-cwd")) == ["-l", "h_rt=1"]
+    assert _resolve("%J.stdout", Path("/w"), "12", "j") == "/w/12.stdout"
+    assert _resolve("/logs/$JOB_NAME.$JOB_ID", Path("/w"), "12", "j") == "/logs/j.12"

@@ -38,7 +38,9 @@ def _sections() -> list[tuple[str, str]]:
 
 
 @pytest.mark.parametrize("title, code", _sections(), ids=[t for t, _ in _sections()])
-def test_readme_section_runs(title: str, code: str, tmp_path: Path) -> None:
+def test_readme_section_runs(title: str, code: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    if 'use="slurm"' in code:
+        request.getfixturevalue("slurm_cluster")  # the real one-node Slurm (skips, saying why, without it)
     script = tmp_path / "snippet.py"
     script.write_text(code)
     proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=180)

@@ -22,6 +22,7 @@ import pytest
 
 from parallelize.errors import BackendUnavailableError, ConfigError, SubmissionError
 from parallelize.scheduler import get_scheduler
+from parallelize.scheduler import base as base_module
 from parallelize.scheduler import pbs as pbs_module
 from parallelize.scheduler import sge as sge_module
 from parallelize.scheduler.base import (
@@ -699,3 +700,109 @@ def test_slurm_runs_an_array(slurm: Slurm, tmp_path: Path, monkeypatch: pytest.M
 @pytest.mark.timeout(120)
 def test_slurm_cancels_an_element_then_the_array(slurm: Slurm, tmp_path: Path) -> None:
     _cancel_run(slurm, tmp_path)
+
+
+# -- single job scripts (parallelize.jobs): their own directives kept -------------------------
+
+
+def test_directives_are_read_from_the_top_of_a_script_only() -> None:
+    from parallelize.scheduler.base import directives
+
+    script = "#!/bin/bash\n#SBATCH --time=10 -J x  # a comment\n\n# note\n#SBATCH --mem=1G\necho hi\n#SBATCH --late\n"
+    assert directives(script, "#SBATCH") == ["--time=10", "-J", "x", "--mem=1G"]
+    assert directives("#!/bin/bash\n#$ -l h_rt=1:00 -q all.q\nrun\n", "#$") == ["-l", "h_rt=1:00", "-q", "all.q"]
+    assert directives("#!/bin/bash\n#SBATCHX --no\n", "#SBATCH") == []
+
+
+def test_slurm_job_command_line_leaves_the_scripts_own_options_to_it() -> None:
+    argv = Slurm().job_command_line(
+        "/w/job.sh", workdir="/w", name="j1", stdout="/w/stdout", stderr=None, resources={"time": "1:00"}
+    )
+    assert argv == [
+        "sbatch",
+        "--parsable",
+        "--chdir=/w",
+        "--job-name=j1",
+        "--output=/w/stdout",
+        "--time=1:00",
+        "/w/job.sh",
+    ]
+
+
+def test_sge_job_command_line_passes_the_scripts_directives_as_flags(tmp_path: Path) -> None:
+    script = tmp_path / "job.sh"
+    script.write_text("#!/bin/bash\n#$ -l h_rt=0:05:00\n#$ -pe smp 2\necho\n")
+    argv = GridEngine().job_command_line(
+        str(script), workdir="/w", name="j1", stdout="/w/stdout", stderr="/w/stderr", resources={"mem_free": "1G"}
+    )
+    assert argv[:9] == ["qsub", "-terse", "-V", "-wd", "/w", "-b", "y", "-shell", "no"]
+    assert argv[9:] == [
+        "-N",
+        "j1",
+        "-o",
+        "/w/stdout",
+        "-e",
+        "/w/stderr",
+        "-l",
+        "mem_free=1G",
+        "-l",
+        "h_rt=0:05:00",
+        "-pe",
+        "smp",
+        "2",
+        "/bin/bash",
+        str(script),
+    ]
+
+
+def test_pbs_single_job_command_line_and_id() -> None:
+    argv = PBS(flavour="pro").job_command_line(
+        "/w/job.sh", workdir="/w", name="j1", stdout=None, stderr="/w/stderr", resources={"walltime": "1:00:00"}
+    )
+    assert argv == ["qsub", "-V", "-N", "j1", "-e", "/w/stderr", "-l", "walltime=1:00:00", "/w/job.sh"]
+    assert PBS(flavour="pro").parse_single_job_id("Notice: maintenance\n1250.pbs01\n") == "1250.pbs01"
+    assert PBS(flavour="torque").parse_single_job_id("568.torque01.cluster.local\n") == "568.torque01.cluster.local"
+    with pytest.raises(SubmissionError, match="qsub printed no job id"):
+        PBS(flavour="pro").parse_single_job_id("qsub: Unknown queue\n")
+
+
+def test_a_pbs_sweep_of_job_scripts_against_recorded_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """parallelize.jobs on PBS, the server's answers replayed (NOT a live server: none is packaged here)."""
+    import parallelize.jobs as ps
+    from parallelize.jobs import queues
+
+    calls: list[list[str]] = []
+    answers = iter(["1250.pbs01\n", "1251.pbs01\n"])
+
+    def fake_run(argv: list[str], *, what: str, timeout: float = 60.0, check: bool = True) -> str:
+        calls.append(list(argv))
+        if argv[0] == "qsub":
+            return next(answers)
+        if argv[0] == "qstat":
+            return fixture_text("pbs/pro_qstat_f.txt")  # 1250.pbs01 RUNNING; 1251 unknown: gone
+        return ""
+
+    monkeypatch.setattr(pbs_module, "run", fake_run)
+    monkeypatch.setattr(base_module, "run", fake_run)
+    monkeypatch.setattr(pbs_module, "detect_flavour", lambda timeout=10.0: "pro")
+    monkeypatch.setattr(queues.SchedulerQueue, "__init__", _pbs_queue_init)
+    jobs = ps.submit(
+        "#!/bin/bash\n#PBS -l walltime=0:10:00\necho {x}\n",
+        "p_{x}",
+        ps.ParamSpace(x=[1, 2]),
+        use="pbs",
+        work_dir=tmp_path,
+    )
+    submits = [c for c in calls if c[0] == "qsub"]
+    assert [c[-1] for c in submits] == [str(tmp_path / "p_1" / "job.sh"), str(tmp_path / "p_2" / "job.sh")]
+    assert ["-N", "p_1", "-o", str(tmp_path / "p_1" / "stdout")] == submits[0][2:6]
+    assert list(jobs["job_id"]) == ["1250.pbs01", "1251.pbs01"]
+    assert len([c for c in calls if c[0] == "qstat"]) == 1  # one query for the whole sweep
+    (tmp_path / "p_2" / "exit_status").write_text("0\n")  # as the job's trap writes it
+    assert list(jobs["status"]) == ["RUNNING", "LOST"]
+    assert list(ps.status(jobs)["status"]) == ["RUNNING", "COMPLETED"]
+
+
+def _pbs_queue_init(self: object, name: str) -> None:
+    self.name = name  # type: ignore[attr-defined]
+    self.scheduler = PBS(flavour="pro")  # type: ignore[attr-defined]

@@ -48,6 +48,8 @@ FORMAT = "parallelize-jobs"
 VERSION = 1
 #: Status of a job that left the queue without writing its exit status.
 LOST = "LOST"
+#: Status of a job whose folder was written but that was never submitted (a refused submission).
+NOT_SUBMITTED = "NOT_SUBMITTED"
 # The most of a job's stdout / stderr the table holds (its end).
 OUTPUT_TAIL_BYTES = 64 * 1024
 # Files a resubmitted job's folder must not keep from before.
@@ -277,8 +279,14 @@ def status(jobs: pd.DataFrame) -> pd.DataFrame:
     params = list(out.attrs.get("params") or [c for c in out.columns if c not in JOB_COLUMNS])
     column: dict[str, list[Any]] = {c: [] for c in ("job_id", "status", "exit_code", "stdout", "stderr")}
     for i, (folder, record, ref) in enumerate(zip(folders, records, refs, strict=True)):
-        if folder is None or ref is None:  # not a job of a sweep folder: its row stays as it is
-            for key in column:
+        if folder is None or ref is None:
+            if folder is not None and (folder / "job.sh").exists():  # written, never submitted
+                for key, value in (("job_id", None), ("status", NOT_SUBMITTED), ("exit_code", None)):
+                    column[key].append(value)
+                column["stdout"].append("")
+                column["stderr"].append("")
+                continue
+            for key in column:  # not a job of a sweep folder: its row stays as it is
                 column[key].append(out[key].iloc[i] if key in out.columns else None)
             continue
         if record is not None:

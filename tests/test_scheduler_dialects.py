@@ -21,8 +21,8 @@ from typing import Callable
 import pytest
 
 from parallelize.errors import BackendUnavailableError, ConfigError, SubmissionError
-from parallelize.scheduler import get_scheduler
 from parallelize.scheduler import base as base_module
+from parallelize.scheduler import get_scheduler
 from parallelize.scheduler import pbs as pbs_module
 from parallelize.scheduler import sge as sge_module
 from parallelize.scheduler.base import (

@@ -237,6 +237,12 @@ def marked_square(arg: tuple[str, int]) -> int:
     return x * x
 
 
+def slow_element_started(folder: Path) -> bool:
+    """Whether an element is running now (finished ones have their task files removed)."""
+    tasks = folder / "tasks"
+    return tasks.exists() and any(p.name.endswith(".started") for p in tasks.iterdir())
+
+
 def runs_of(marks: Path) -> dict[int, int]:
     counts: dict[int, int] = {}
     for p in marks.iterdir():
@@ -264,14 +270,7 @@ def test_a_killed_submitter_is_reattached_every_task_runs_once(
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_until(lambda: len(Checkpoint(checkpoint).completed_positions()) >= 4, "the first run to record tasks")
-        wait_until(
-            lambda: (
-                any(p.name.endswith(".started") for p in (tmp_path / "jobs" / "tasks").iterdir())
-                if (tmp_path / "jobs" / "tasks").exists()
-                else False
-            ),
-            "a slow element to start",
-        )
+        wait_until(lambda: slow_element_started(tmp_path / "jobs"), "a slow element to start")
         proc.kill()  # SIGKILL: no cleanup at all; its running jobs are orphans now
         proc.communicate(timeout=30)
     finally:
@@ -306,6 +305,7 @@ def test_ctrl_c_with_keep_jobs_leaves_the_jobs_and_a_rerun_reattaches(
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_until(lambda: len(Checkpoint(checkpoint).completed_positions()) >= 4, "the first run to record tasks")
+        wait_until(lambda: slow_element_started(tmp_path / "jobs"), "a slow element to start")
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=30)
     finally:

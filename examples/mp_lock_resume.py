@@ -88,16 +88,8 @@ def main() -> None:
 
     if args.crash_at is not None:  # the run that crashes
         CRASH_AT = args.crash_at
-        mp_lock(
-            data_list,
-            process,
-            save_callback,
-            args.num_procs,
-            args.out_path,
-            save_batch=10,
-            shared_data=shared_data,
-            init_function=my_init,
-        )
+        mp_lock(data_list, process, save_callback, args.num_procs, args.out_path, save_batch=10,
+                shared_data=shared_data, init_function=my_init)
         return
 
     shutil.rmtree(args.out_path, ignore_errors=True)
@@ -112,25 +104,14 @@ def main() -> None:
         os.killpg(first.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-    print(
-        f"first run: killed by signal {-first.returncode}, "
-        f"{len(saved_names(args.out_path))} of {len(data_list)} items saved"
-    )
+    print(f"first run: killed by signal {-first.returncode}, "
+          f"{len(saved_names(args.out_path))} of {len(data_list)} items saved")
     print(f"completed? {is_completed(data_list, args.out_path)}")
 
-    report = mp_lock(
-        data_list,
-        process,
-        save_callback,
-        args.num_procs,
-        args.out_path,
-        save_batch=10,
-        shared_data=shared_data,
-        init_function=my_init,
-    )
-    print(
-        f"second run: {report.resumed} items already done, {report.computed} processed, {len(report.failures)} failed"
-    )
+    report = mp_lock(data_list, process, save_callback, args.num_procs, args.out_path, save_batch=10,
+                     shared_data=shared_data, init_function=my_init)
+    print(f"second run: {report.resumed} items already done, {report.computed} processed, "
+          f"{len(report.failures)} failed")
     names = saved_names(args.out_path)
     print(f"completed? {is_completed(data_list, args.out_path)}")
     print(f"every item saved exactly once: {sorted(names, key=int) == data_list}")

@@ -15,7 +15,7 @@ __all__ = ["BatchSizer", "MAX_OUTSTANDING_PER_WORKER", "TARGET_BATCH_SECONDS"]
 # Aim of a batch's duration inside a worker. Against a round trip of about
 # 0.1-1 ms per batch on the process backend, 20 ms keeps the overhead near 1%
 # while the first results of a stream still arrive quickly.
-TARGET_BATCH_SECONDS = 0.02
+TARGET_BATCH_SECONDS = 0.05
 
 # A batch never grows by more than this factor at once, so one freak fast
 # batch cannot produce an enormous next one.
@@ -113,9 +113,28 @@ class BatchSizer:
             size = min(size, max(share, floor, 1))
         return max(1, min(size, MAX_BATCH))
 
+    @property
+    def outstanding_cap(self) -> int:
+        """The most tasks outstanding at once over all workers (see :data:`MAX_OUTSTANDING_PER_WORKER`).
+
+        A user's ``chunksize`` above :data:`MAX_BATCH` raises it, so that every
+        worker still has a batch of that size at hand.
+        """
+        per_worker = max(MAX_OUTSTANDING_PER_WORKER, 2 * (self.fixed or 0))
+        return per_worker * self.max_workers
+
     def observe(self, n_tasks: int, seconds: float) -> None:
-        """Record that a batch of ``n_tasks`` took ``seconds`` inside a worker."""
-        if self.fixed is not None or n_tasks <= 0:
+        """Record that a batch of ``n_tasks`` took ``seconds`` inside a worker.
+
+        With a fixed size only the per-task estimate is kept (it decides
+        :attr:`timing_group`); the size stays the user's.
+        """
+        if n_tasks <= 0:
+            return
+        if self.fixed is not None:
+            self._time = EST_DECAY * self._time + seconds
+            self._tasks = EST_DECAY * self._tasks + n_tasks
+            self._per_task = max(self._time / self._tasks, 1e-8)
             return
         first = self._per_task is None
         # Per-task time as a decaying ratio of time to tasks, so a batch weighs

@@ -199,7 +199,7 @@ class _Engine:
         # Until a first batch has been measured, send one batch per worker: the
         # window filled with single-task probes would cost a round trip each.
         window = self.window if self.sizer.calibrated else self.workers
-        item_cap = MAX_OUTSTANDING_PER_WORKER * self.workers
+        item_cap = self.sizer.outstanding_cap
         # Results waiting behind a slow batch (ordered mode) do not count
         # against the window, so workers stay busy; they are capped apart.
         while (

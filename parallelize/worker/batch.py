@@ -122,6 +122,16 @@ class BatchResult:
     recorded: bool = False
 
 
+# A batch of at least this many tasks timed one by one first times PROBE_TASKS
+# of them; if they average under GROUP_BELOW_SECONDS, the rest is timed in
+# groups of WORKER_TIMING_GROUP (the engine's own rule, for batches it sized
+# before it had measured anything; see parallelize.engine.batching).
+PROBE_BATCH_MIN = 1024
+PROBE_TASKS = 32
+GROUP_BELOW_SECONDS = 10e-6
+WORKER_TIMING_GROUP = 64
+
+
 class _Keyed:
     """Calls ``func(**dict(zip(keys, values)))`` for a tuple of values."""
 
@@ -239,11 +249,18 @@ def run_batch(batch: Batch) -> BatchResult:
     failures: list[int] = []
     alarm = _Alarm(batch.timeout)
     retry_after: dict[int, float] = {}
+    groups: list[tuple[float, int]] = []
     with alarm:
-        retried = _run_items(batch, func, fixed, call, alarm, values, durations, failures, retry_after)
+        retried = _run_items(batch, func, fixed, call, alarm, values, durations, failures, retry_after, groups)
     elapsed = time.perf_counter() - batch_start
-    # Summarised here, in parallel across workers, rather than in the parent.
-    summary = (sum(durations), min(durations), max(durations)) if durations else (0.0, 0.0, 0.0)
+    # Summarised here, in parallel across workers, rather than in the parent;
+    # from the groups' means when every task was timed in a group (a pass over
+    # each task's duration would cost a third of a tiny task's time).
+    if groups and sum(n for _, n in groups) == len(durations):
+        means = [m for m, _ in groups]
+        summary = (sum(m * n for m, n in groups), min(means), max(means))
+    else:
+        summary = (sum(durations), min(durations), max(durations)) if durations else (0.0, 0.0, 0.0)
     result = BatchResult(
         first=batch.first,
         values=values,
@@ -274,20 +291,39 @@ def _run_items(
     durations: array,
     failures: list[int],
     retry_after: dict[int, float],
+    groups: list[tuple[float, int]],
 ) -> int:
-    """Run the batch's tasks into ``values``; return the number of retries made."""
+    """Run the batch's tasks into ``values``; return the number of retries made.
+
+    ``groups`` receives ``(mean duration, tasks)`` of each group timed together.
+    """
     items = batch.items
     n = len(items)
     pos = 0
     retried = 0
+    group = batch.timing_group
+    # A large batch timed task by task (the parent had no estimate yet, or the
+    # size is the user's chunksize) times its first tasks alone, then groups
+    # the rest if they turn out tiny.
+    probe = group == 1 and n >= PROBE_BATCH_MIN
     while pos < n:
         first_error: tuple[BaseException, str, float] | None = None
         if not alarm.active and not fixed:
             # Fast path: one clock reading per task (or per group of tiny tasks)
             # and no per-task branching; a task that raises hands over to the
             # careful path for its retries.
-            if batch.timing_group > 1:
-                pos, first_error = _grouped_loop(func, call, items, pos, values, durations, batch.timing_group)
+            if group > 1:
+                pos, first_error = _grouped_loop(func, call, items, pos, values, durations, group, groups)
+            elif probe:
+                probe = False
+                start = pos
+                pos, first_error = _fast_loop(func, call, items, pos, values, durations, stop=pos + PROBE_TASKS)
+                if first_error is None and pos - start == PROBE_TASKS:
+                    timed = durations[-PROBE_TASKS:]
+                    if sum(timed) / PROBE_TASKS < GROUP_BELOW_SECONDS:
+                        group = WORKER_TIMING_GROUP
+                        groups.extend((d, 1) for d in timed)  # so the summary comes from groups only
+                    continue
             else:
                 pos, first_error = _fast_loop(func, call, items, pos, values, durations)
             if pos >= n:
@@ -302,9 +338,15 @@ def _run_items(
 
 
 def _fast_loop(
-    func: Callable[..., Any], call: str, items: Sequence[Any], start: int, values: list[Any], durations: array
+    func: Callable[..., Any],
+    call: str,
+    items: Sequence[Any],
+    start: int,
+    values: list[Any],
+    durations: array,
+    stop: int | None = None,
 ) -> tuple[int, tuple[BaseException, str, float] | None]:
-    """Run ``items[start:]`` until one raises.
+    """Run ``items[start:stop]`` until one raises.
 
     Returns:
         The position reached, and for a task that raised: its exception, formatted
@@ -314,7 +356,7 @@ def _fast_loop(
     record = durations.append
     clock = time.perf_counter
     pos = start
-    rest = items[start:] if start else items
+    rest = items[start:stop] if start or stop is not None else items
     t0 = clock()
     try:
         if call == "arg":
@@ -355,8 +397,9 @@ def _grouped_loop(
     values: list[Any],
     durations: array,
     group: int,
+    groups: list[tuple[float, int]],
 ) -> tuple[int, tuple[BaseException, str, float] | None]:
-    """Like :func:`_fast_loop`, timing groups of ``group`` tasks at once.
+    """Like :func:`_fast_loop`, timing groups of ``group`` tasks at once (each noted in ``groups``).
 
     For tasks of a few microseconds, reading the clock around each one would
     cost more than the task; each task of a group is credited the group's mean.
@@ -377,24 +420,25 @@ def _grouped_loop(
         def run(item: Any) -> Any:
             return func(*item)
 
+    extend = values.extend
     while pos < n:
         chunk = items[pos : pos + group]
+        before = len(values)
         t0 = clock()
-        out: list[Any] = []
         try:
-            out.extend(map(run, chunk))
+            extend(map(run, chunk))
         except BaseException as exc:  # noqa: BLE001 - any exception a task raises is its failure
             reraise_interrupt(exc)
-            # `out` holds the tasks before the failing one: keep them.
-            k = len(out)
+            # list.extend keeps what it appended before the failing task: keep those.
+            k = len(values) - before
             dt = clock() - t0
-            values.extend(out)
             if k:
                 durations.extend(array("d", [dt / (k + 1)]) * k)
+                groups.append((dt / (k + 1), k))
             return pos + k, (exc, traceback.format_exc(), dt / (k + 1))
         dt = (clock() - t0) / len(chunk)
-        values.extend(out)
         durations.extend(array("d", [dt]) * len(chunk))
+        groups.append((dt, len(chunk)))
         pos += len(chunk)
     return pos, None
 

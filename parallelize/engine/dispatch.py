@@ -73,7 +73,6 @@ from ..worker.failure import short_repr
 from ..worker.pickling import FunctionHandle
 from .batching import (
     IN_PROCESS_TARGET_SECONDS,
-    MAX_OUTSTANDING_PER_WORKER,
     MIN_BATCH_SECONDS,
     TARGET_BATCH_SECONDS,
     BatchSizer,

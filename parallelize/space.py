@@ -422,8 +422,11 @@ def _product_iter(seqs: Sequence[Sequence[Any]]) -> Iterator[tuple[Any, ...]]:
         k -= 1
     inner, outer = seqs[k:], seqs[:k]
     if not outer:
-        yield from itertools.product(*inner)
-        return
+        return itertools.product(*inner)  # itself, at C speed: no generator frame per point
+    return _outer_product(outer, inner)
+
+
+def _outer_product(outer: Sequence[Sequence[Any]], inner: Sequence[Sequence[Any]]) -> Iterator[tuple[Any, ...]]:
     for prefix in _nested_product(outer):
         for rest in itertools.product(*inner):
             yield prefix + rest

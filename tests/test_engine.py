@@ -60,3 +60,22 @@ def test_range_and_tuple_inputs_are_sliced_into_batches() -> None:
     with Parallelize(2, backend="process") as runner:
         assert list(runner.map(abs, range(-5000, 5000))) == [abs(i) for i in range(-5000, 5000)]
         assert list(runner.map(abs, tuple(range(-50, 50)), chunksize=7)) == [abs(i) for i in range(-50, 50)]
+
+
+def test_a_second_run_of_a_function_starts_from_its_measured_task_time() -> None:
+    """No probe batch the second time: the sizer starts where the last run ended."""
+    from parallelize.engine import dispatch as dispatch_module
+    from parallelize.engine.batching import BatchSizer
+
+    with Parallelize(2, backend="thread") as runner:
+        assert list(runner.map(_tiny, range(2000))) == [x + 1 for x in range(2000)]
+        estimate = dispatch_module._ESTIMATES[_tiny]["thread"]
+        assert estimate > 0
+        sizer = BatchSizer(2, 2000, None, 0.002, estimate=estimate)
+        assert sizer.calibrated and sizer.next_size(2000) > 1
+        assert list(runner.map(_tiny, range(2000))) == [x + 1 for x in range(2000)]
+        assert runner.statistics().completed == 2000
+
+
+def _tiny(x: int) -> int:
+    return x + 1

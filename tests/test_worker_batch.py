@@ -61,3 +61,48 @@ def test_a_failure_after_the_probe_is_at_its_position(group: int) -> None:
     assert isinstance(result.values[3000], TaskFailure)
     assert [v for i, v in enumerate(result.values) if i != 3000] == [x + 1 for x in range(n) if x != 3000]
     check_summary(result)
+
+
+# -- grid points: called positionally when their keys are the function's leading parameters --
+
+
+def diff(a: int, b: int, c: int = 0) -> int:
+    return 100 * a - b + c
+
+
+def kw_only(a: int, *, b: int) -> int:
+    return 100 * a - b
+
+
+def by_keyword_only(**kw: int) -> int:
+    return 100 * kw["a"] - kw["b"]
+
+
+@pytest.mark.parametrize(
+    "func, keys, fixed",
+    [
+        (diff, ("a", "b"), {}),  # positional, in order
+        (diff, ("b", "a"), {}),  # positional, reordered
+        (diff, ("a", "b"), {"c": 5}),  # with a fixed keyword
+        (diff, ("a", "c", "b"), {}),  # not the leading parameters in any order: keywords
+        (kw_only, ("a", "b"), {}),  # b is keyword-only: keywords
+        (by_keyword_only, ("a", "b"), {}),  # **kw: keywords
+    ],
+)
+def test_keyed_points_give_what_keyword_calls_give(func, keys, fixed) -> None:  # type: ignore[no-untyped-def]
+    points = [(a, b) if len(keys) == 2 else (a, 0, b) for a in range(3) for b in range(4)]
+    result = run_batch(Batch(func=FunctionHandle(func), call="keyed", keys=keys, items=points, first=0, fixed=fixed))
+    assert result.failures == []
+    assert result.values == [func(**dict(zip(keys, p)), **fixed) for p in points]
+
+
+def test_positional_order_is_read_from_the_signature() -> None:
+    from parallelize.worker.batch import _positional_order
+
+    assert _positional_order(diff, ("a", "b")) == (0, 1)
+    assert _positional_order(diff, ("b", "a")) == (1, 0)
+    assert _positional_order(diff, ("a", "b", "c")) == (0, 1, 2)
+    assert _positional_order(diff, ("a", "c")) is None
+    assert _positional_order(kw_only, ("a", "b")) is None
+    assert _positional_order(by_keyword_only, ("a",)) is None
+    assert _positional_order(max, ("a",)) is None  # no signature to read

@@ -68,6 +68,9 @@ class BatchSizer:
         min_seconds: the least work the fair-share cap leaves in a batch
             (default :data:`MIN_BATCH_SECONDS`; a cluster, where a batch is a
             job that costs about a second to start, wants far more).
+        estimate: seconds per task measured by an earlier run of the same
+            function on the same backend: the sizer starts calibrated, with
+            no probe batch (a probe costs a round trip per worker).
     """
 
     def __init__(
@@ -77,6 +80,7 @@ class BatchSizer:
         fixed: int | None = None,
         target_seconds: float = TARGET_BATCH_SECONDS,
         min_seconds: float = MIN_BATCH_SECONDS,
+        estimate: float | None = None,
     ) -> None:
         self.max_workers = max_workers
         self.total = total
@@ -87,6 +91,15 @@ class BatchSizer:
         self._per_task: float | None = None
         self._time = 0.0
         self._tasks = 0.0
+        if estimate is not None and estimate > 0:
+            self._per_task = estimate
+            self._time, self._tasks = estimate, 1.0
+            self._size = max(1, min(int(self.target / estimate), MAX_BATCH))
+
+    @property
+    def per_task(self) -> float | None:
+        """The current estimate of one task's seconds (``None`` before any measurement)."""
+        return self._per_task
 
     @property
     def timing_group(self) -> int:

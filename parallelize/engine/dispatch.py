@@ -52,6 +52,7 @@ import functools
 import math
 import queue
 import time
+import weakref
 from collections import deque
 from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass
@@ -92,6 +93,27 @@ DEADLINE_POLL_SECONDS = 0.05
 # the parent kills the task only this many seconds after its deadline: the
 # worker's own report of the timeout normally arrives first.
 KILL_GRACE_SECONDS = 1.0
+
+
+# Seconds per task measured by the last run of a function, per backend: a
+# later run of the same function starts with it instead of a probe batch.
+_ESTIMATES: weakref.WeakKeyDictionary[Any, dict[str, float]] = weakref.WeakKeyDictionary()
+
+
+def _estimate(spec: TaskSpec, backend: Backend) -> float | None:
+    try:
+        return _ESTIMATES.get(spec.func.get(), {}).get(backend.name)
+    except TypeError:  # not weakly referable (a builtin): measured afresh
+        return None
+
+
+def _remember(spec: TaskSpec, backend: Backend, per_task: float | None) -> None:
+    if per_task is None:
+        return
+    try:
+        _ESTIMATES.setdefault(spec.func.get(), {})[backend.name] = per_task
+    except TypeError:
+        pass
 
 
 def window_for(max_workers: int) -> int:
@@ -155,7 +177,7 @@ class _Engine:
         # Where a batch is costly to start (a cluster job), the fair-share cap keeps
         # at least half the target in each batch, so a run ends in a few big batches.
         floor = target / 2 if backend.target_batch_seconds else MIN_BATCH_SECONDS
-        self.sizer = BatchSizer(self.workers, total, chunksize, target, floor)
+        self.sizer = BatchSizer(self.workers, total, chunksize, target, floor, _estimate(spec, backend))
         # A range, list, tuple or NumPy array is cut by slicing: a slice of a
         # range pickles as three numbers and a slice of an array as one buffer,
         # where a list of its items would pickle item by item (a row of an
@@ -560,3 +582,4 @@ def dispatch(
         raise
     finally:
         engine.cancel(kill=interrupted)
+        _remember(spec, backend, engine.sizer.per_task)

@@ -20,6 +20,7 @@ process only pays for this file and cloudpickle.
 
 from __future__ import annotations
 
+import operator
 import signal
 import threading
 import time
@@ -132,6 +133,41 @@ GROUP_BELOW_SECONDS = 10e-6
 WORKER_TIMING_GROUP = 64
 
 
+def _positional_order(func: Callable[..., Any], keys: tuple[str, ...]) -> tuple[int, ...] | None:
+    """How to call ``func(**dict(zip(keys, values)))`` positionally, if it can be.
+
+    When ``keys`` are ``func``'s first parameters, in some order, each one that
+    may be passed by position or by keyword, returns for each of those
+    parameters the position of its value in ``values``; else ``None``.
+    Checked once per batch, so that a point costs a tuple, not a mapping.
+    """
+    import inspect
+
+    try:
+        params = list(inspect.signature(func).parameters.values())[: len(keys)]
+    except (TypeError, ValueError):  # no signature to read (some builtins)
+        return None
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    names = [p.name for p in params]
+    if len(params) < len(keys) or any(p.kind is not kind for p in params) or sorted(names) != sorted(keys):
+        return None
+    where = {k: i for i, k in enumerate(keys)}
+    return tuple(where[name] for name in names)
+
+
+class _Reordered:
+    """Calls ``func(*values in parameter order)`` for a tuple of values in key order."""
+
+    __slots__ = ("func", "pick")
+
+    def __init__(self, func: Callable[..., Any], order: tuple[int, ...]) -> None:
+        self.func = func
+        self.pick = operator.itemgetter(*order)
+
+    def __call__(self, values: tuple[Any, ...], **fixed: Any) -> Any:
+        return self.func(*self.pick(values), **fixed)
+
+
 class _Keyed:
     """Calls ``func(**dict(zip(keys, values)))`` for a tuple of values."""
 
@@ -236,14 +272,22 @@ def run_batch(batch: Batch) -> BatchResult:
         # import their modules) before any task's clock or timeout starts.
         for call in batch.items:
             call.func.get()
-    if batch.call == "keyed":
-        func = _Keyed(func, batch.keys)
+    call = batch.call
+    if call == "keyed":
+        order = _positional_order(func, batch.keys)
+        if order is None:
+            func = _Keyed(func, batch.keys)
+        elif order != tuple(range(len(batch.keys))):
+            func = _Reordered(func, order)
+            call = "arg"
+        else:
+            call = "star"  # the same call, positionally: no mapping built per point
     report_start()
     # Measured after set-up and unpickling: the batch sizer wants the cost of
     # the tasks themselves.
     batch_start = time.perf_counter()
     fixed = batch.fixed
-    call = "arg" if batch.call == "keyed" else batch.call
+    call = "arg" if call == "keyed" else call
     values: list[Any] = []
     durations = array("d")
     failures: list[int] = []

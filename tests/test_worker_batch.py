@@ -93,7 +93,7 @@ def test_keyed_points_give_what_keyword_calls_give(func, keys, fixed) -> None:  
     points = [(a, b) if len(keys) == 2 else (a, 0, b) for a in range(3) for b in range(4)]
     result = run_batch(Batch(func=FunctionHandle(func), call="keyed", keys=keys, items=points, first=0, fixed=fixed))
     assert result.failures == []
-    assert result.values == [func(**dict(zip(keys, p)), **fixed) for p in points]
+    assert result.values == [func(**dict(zip(keys, p, strict=True)), **fixed) for p in points]
 
 
 def test_positional_order_is_read_from_the_signature() -> None:

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 __all__ = ["BatchSizer", "MAX_OUTSTANDING_PER_WORKER", "TARGET_BATCH_SECONDS"]
 
-# Aim of a batch's duration inside a worker. Against a round trip of about
-# 0.1-1 ms per batch on the process backend, 20 ms keeps the overhead near 1%
-# while the first results of a stream still arrive quickly.
+# Aim of a batch's duration inside a worker. A round trip costs 0.1-1 ms on the
+# process backend, and more when the parent's threads wait for the GIL (up to
+# the 5 ms switch interval). At 20 ms a 10 ms task made batches of one: 400 such
+# tasks lost 11% of the workers' time between batches (1.13x Pool.map, same
+# run); at 50 ms, 1.02-1.03x (benchmarks/pairs.py). The fair-share cap still
+# shrinks the last batches so workers finish together.
 TARGET_BATCH_SECONDS = 0.05
 
 # A batch never grows by more than this factor at once, so one freak fast

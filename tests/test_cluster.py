@@ -238,9 +238,23 @@ def marked_square(arg: tuple[str, int]) -> int:
 
 
 def slow_element_started(folder: Path) -> bool:
-    """Whether an element is running now (finished ones have their task files removed)."""
+    """Whether a slow element has been running for a second, with its result still to come.
+
+    (The journal alone does not say the submitter moved on: a job records its
+    batch in the checkpoint before it writes its result file.)
+    """
     tasks = folder / "tasks"
-    return tasks.exists() and any(p.name.endswith(".started") for p in tasks.iterdir())
+    if not tasks.exists():
+        return False
+    now = time.time()
+    for p in tasks.glob("*.started"):
+        try:
+            started = p.stat().st_mtime
+        except FileNotFoundError:
+            continue
+        if now - started > 1.0 and not p.with_suffix(".out").exists():
+            return True
+    return False
 
 
 def runs_of(marks: Path) -> dict[int, int]:

@@ -27,7 +27,7 @@ from typing import Any, Mapping, Sequence
 
 from ..errors import ConfigError
 from ..scheduler import SCHEDULERS, get_scheduler
-from ..scheduler.base import ACTIVE, Scheduler, directives
+from ..scheduler.base import Scheduler, directives
 from ..validate import check_int
 from .template import JobFiles
 
@@ -117,8 +117,7 @@ def _value(flags: list[str], names: tuple[str, ...]) -> str | None:
             elif name.startswith("--") and flag.startswith(name + "="):
                 found = flag[len(name) + 1 :]
             elif not name.startswith("--") and len(name) == 2 and flag.startswith(name) and len(flag) > 2:
-                if name != "-e" or not flag.startswith("--"):
-                    found = flag[2:]
+                found = flag[2:]
     return found
 
 
@@ -382,7 +381,3 @@ def make_queue(use: str, max_running: int | None = None) -> Queue:
             )
         return SchedulerQueue(use)
     raise ConfigError(f"use={use!r} is not a queue; expected one of {list(QUEUES)}")
-
-
-# Active states, as the table shows them.
-ACTIVE_STATES = ACTIVE

@@ -1,4 +1,4 @@
-"""``python -m parallelize``: the command line (see :mod:`parallelize.cli`)."""
+"""``python -m parallelize``: the command line (see ``parallelize.cli``)."""
 
 import sys
 

@@ -38,7 +38,7 @@ class ParallelFunction(Generic[P, R]):
     """A function that still runs normally when called, plus parallel entry points.
 
     Attributes:
-        settings: the keyword arguments used to build its :class:`Parallelize` runner.
+        settings: the keyword arguments used to build its ``Parallelize`` runner.
     """
 
     def __init__(self, func: Callable[P, R], settings: dict[str, Any]) -> None:
@@ -61,7 +61,7 @@ class ParallelFunction(Generic[P, R]):
 
     @property
     def runner(self) -> Parallelize:
-        """The runner, created on first use with :attr:`settings`."""
+        """The runner, created on first use with ``settings``."""
         with self._lock:
             if self._runner is None or self._runner._closed:
                 self._runner = Parallelize(**self.settings)
@@ -73,7 +73,7 @@ class ParallelFunction(Generic[P, R]):
         Args:
             iterable: the inputs (a parameter space passes each point as keywords).
             ordered: input order (default) or completion order.
-            **overrides: per-call options, as for :meth:`Parallelize.map`,
+            **overrides: per-call options, as for ``Parallelize.map``,
                 including ``checkpoint=FOLDER`` to resume after a crash.
         """
         return self.runner.map(self.__wrapped__, iterable, ordered=ordered, **overrides)
@@ -95,11 +95,11 @@ class ParallelFunction(Generic[P, R]):
         """Call the function on every point of a grid; stream the results in grid order.
 
         Args:
-            space: a :class:`~parallelize.ParamSpace` (or any space), or ``None``.
+            space: a ``ParamSpace`` (or any space), or ``None``.
             ordered: grid order (default) or completion order.
-            options: per-call options, as for :meth:`Parallelize.map`.
+            options: per-call options, as for ``Parallelize.map``.
             checkpoint: a folder where finished points are recorded; a rerun
-                computes only the missing ones (see :class:`~parallelize.checkpoint.Checkpoint`).
+                computes only the missing ones (see ``Checkpoint``).
             **params: grid axes (iterables, strings excepted) and fixed values,
                 combined with ``space`` as a product.
 
@@ -111,7 +111,7 @@ class ParallelFunction(Generic[P, R]):
         return self.runner.map(self.__wrapped__, grid, ordered=ordered, checkpoint=checkpoint, **(options or {}))
 
     def submit(self, *args: P.args, **kwargs: P.kwargs) -> Any:
-        """Schedule one call on the runner; returns a :class:`concurrent.futures.Future`."""
+        """Schedule one call on the runner; returns a ``concurrent.futures.Future``."""
         return self.runner.submit(self.__wrapped__, *args, **kwargs)
 
     def statistics(self) -> Statistics:
@@ -138,7 +138,7 @@ def _check_settings(settings: dict[str, Any]) -> None:
     """Check the runner's settings now, so that bad ones fail at decoration time.
 
     The runner is built on first use; this checks what it would: the run
-    options (with :class:`RunOptions`), the worker count and the backend's name.
+    options (with ``RunOptions``), the worker count and the backend's name.
     The backend's own options are left to the backend, which is not built yet.
 
     Raises:
@@ -182,15 +182,15 @@ def parallel(func: Callable[P, R] | None = None, /, **settings: Any) -> Any:
 
     Works bare (``@parallel``) and with runner settings
     (``@parallel(backend="process", workers=4, progress=True)``); the settings are
-    :class:`Parallelize`'s. Calling the decorated function directly runs it
+    ``Parallelize``'s. Calling the decorated function directly runs it
     normally, in this thread.
 
     Args:
         func: the function (when used bare).
-        **settings: arguments for the :class:`Parallelize` runner.
+        **settings: arguments for the ``Parallelize`` runner.
 
     Returns:
-        A :class:`ParallelFunction`, or a decorator making one.
+        A ``ParallelFunction``, or a decorator making one.
     """
     settings = _normalise(settings)
     if func is not None:

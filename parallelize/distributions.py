@@ -1,4 +1,4 @@
-"""Small random distributions for random search over a :class:`~parallelize.space.ParamSpace`.
+"""Small random distributions for random search over a ``ParamSpace``.
 
 A parameter space axis may be a *distribution* instead of a list of values: any
 object with an ``rvs(random_state=...)`` method, which is the protocol of
@@ -9,7 +9,7 @@ ones, so random search needs nothing beyond the standard library::
     loguniform(1e-5, 1e-1) # float in [low, high), uniform in log space
     randint(1, 10)         # int in [low, high): high is EXCLUSIVE, like numpy
 
-Their ``rvs`` accepts a :class:`random.Random`, an int seed, ``None``, or a NumPy
+Their ``rvs`` accepts a ``random.Random``, an int seed, ``None``, or a NumPy
 ``Generator``/``RandomState`` (a seed is drawn from it), and returns a plain
 Python ``float``/``int``.
 """
@@ -52,15 +52,15 @@ def is_distribution(obj: Any) -> bool:
 
 
 def as_random(random_state: Any = None) -> random.Random:
-    """Turn any accepted random state into a :class:`random.Random`.
+    """Turn any accepted random state into a ``random.Random``.
 
     Args:
         random_state: ``None`` (fresh OS entropy), an int seed, a
-            :class:`random.Random` (returned as is, so draws advance it), or a NumPy
+            ``random.Random`` (returned as is, so draws advance it), or a NumPy
             ``Generator``/``RandomState`` (a 63-bit seed is drawn from it).
 
     Returns:
-        A :class:`random.Random`.
+        A ``random.Random``.
 
     Raises:
         ConfigError: for any other type, naming it.
@@ -91,7 +91,7 @@ def _check_real(name: str, value: Any) -> float:
 class Distribution(ABC):
     """Base of the distributions provided here: immutable, picklable, comparable.
 
-    Subclasses implement :meth:`_draw` from a :class:`random.Random`.
+    Subclasses implement ``_draw`` from a ``random.Random``.
     """
 
     __slots__ = ("high", "low")
@@ -132,7 +132,7 @@ class Distribution(ABC):
 
         Args:
             size: ``None`` for one value, or an int for a list of that many.
-            random_state: see :func:`as_random`. A :class:`random.Random` is advanced.
+            random_state: see ``as_random``. A ``random.Random`` is advanced.
 
         Returns:
             One value, or a list of ``size`` values.
@@ -148,7 +148,7 @@ class Distribution(ABC):
 
 
 class Uniform(Distribution):
-    """Floats uniform in ``[low, high)``. Build with :func:`uniform`.
+    """Floats uniform in ``[low, high)``. Build with ``uniform``.
 
     Args:
         low: inclusive lower bound.
@@ -174,7 +174,7 @@ class Uniform(Distribution):
 class LogUniform(Distribution):
     """Floats in ``[low, high)`` whose logarithm is uniform (learning rates, ...).
 
-    Build with :func:`loguniform`.
+    Build with ``loguniform``.
 
     Args:
         low: inclusive lower bound, > 0.
@@ -200,7 +200,7 @@ class LogUniform(Distribution):
 
 class RandInt(Distribution):
     """Integers uniform in ``[low, high)``: ``high`` is exclusive, like ``numpy`` and
-    ``scipy.stats.randint``. Build with :func:`randint`.
+    ``scipy.stats.randint``. Build with ``randint``.
 
     Args:
         low: inclusive lower bound.
@@ -231,7 +231,7 @@ def uniform(low: float, high: float) -> Uniform:
         high: exclusive upper bound.
 
     Returns:
-        A :class:`Uniform`.
+        A ``Uniform``.
 
     Raises:
         ConfigError: if ``low >= high`` or a bound is not a finite number.
@@ -247,7 +247,7 @@ def loguniform(low: float, high: float) -> LogUniform:
         high: exclusive upper bound.
 
     Returns:
-        A :class:`LogUniform`.
+        A ``LogUniform``.
 
     Raises:
         ConfigError: if not ``0 < low < high``.
@@ -263,7 +263,7 @@ def randint(low: int, high: int) -> RandInt:
         high: exclusive upper bound.
 
     Returns:
-        A :class:`RandInt`.
+        A ``RandInt``.
 
     Raises:
         ConfigError: if a bound is not an int or ``low >= high``.
@@ -272,8 +272,8 @@ def randint(low: int, high: int) -> RandInt:
 
 
 class Draw:
-    """One sampling session (internal to :meth:`Space.sample`): a seeded
-    :class:`random.Random` plus, made on first need, a NumPy ``RandomState`` seeded
+    """One sampling session (internal to ``Space.sample``): a seeded
+    ``random.Random`` plus, made on first need, a NumPy ``RandomState`` seeded
     from it for foreign (scipy) distributions, so one seed fixes every draw.
 
     Args:
@@ -290,7 +290,7 @@ class Draw:
         """Draw one value from ``dist``.
 
         Args:
-            dist: a :class:`Distribution` (drawn from ``rng`` directly) or any object
+            dist: a ``Distribution`` (drawn from ``rng`` directly) or any object
                 with ``rvs(random_state=...)``.
 
         Returns:

@@ -3,11 +3,11 @@
 Three helpers, the only file-system primitives the package needs to survive a
 crash or a power cut:
 
-- :func:`write_all` writes every byte to a file descriptor (``os.write`` may
+- ``write_all`` writes every byte to a file descriptor (``os.write`` may
   write fewer than asked).
-- :func:`fsync_dir` flushes a folder, so that a file created or renamed in it
+- ``fsync_dir`` flushes a folder, so that a file created or renamed in it
   keeps its name after a power cut.
-- :func:`atomic_write` writes a file under a hidden temporary name, flushes and
+- ``atomic_write`` writes a file under a hidden temporary name, flushes and
   fsyncs it, then renames it over its final name: readers see the old file or
   the whole new one, never half of it.
 
@@ -68,7 +68,7 @@ def atomic_write(path: Path, write: Callable[[Any], Any], binary: bool) -> None:
     ``path``; the file is then flushed, fsynced and renamed to ``path``
     (replacing any file of that name). If anything fails, the temporary file is
     removed and the error raised; ``path`` is left as it was. The rename itself
-    is made durable by :func:`fsync_dir` of the folder, which is up to the
+    is made durable by ``fsync_dir`` of the folder, which is up to the
     caller (a writer of many files fsyncs the folder once per file or once at
     the end).
 

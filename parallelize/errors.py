@@ -1,6 +1,6 @@
 """The errors parallelize raises.
 
-Every error is rooted at :class:`ParallelizeError` and is also the builtin it is,
+Every error is rooted at ``ParallelizeError`` and is also the builtin it is,
 so callers can catch either::
 
     ParallelizeError
@@ -108,8 +108,8 @@ class RunnerClosedError(ParallelizeError, RuntimeError):
     """The runner (or its pool) was shut down by its owner; make a new one to run more work.
 
     The "closed it yourself" case, as CPython's ``cannot schedule new futures
-    after shutdown``; not a bad argument (:class:`ConfigError`) and not a pool
-    broken from outside (:class:`WorkerCrashedError`).
+    after shutdown``; not a bad argument (``ConfigError``) and not a pool
+    broken from outside (``WorkerCrashedError``).
     """
 
 
@@ -118,9 +118,9 @@ class TaskExitError(ParallelizeError, RuntimeError):
 
     ``sys.exit()`` or ``raise KeyboardInterrupt`` inside a task is that task's
     failure, never the end of the calling program: under ``on_error="collect"``
-    the :class:`~parallelize.TaskFailure` holds the original exception; where an
+    the ``TaskFailure`` holds the original exception; where an
     error is raised in the caller, it is this one, with the original as
-    ``__cause__`` and as :attr:`exception`.
+    ``__cause__`` and as ``exception``.
     """
 
     def __init__(self, message: str, exception: BaseException | None = None) -> None:

@@ -1,7 +1,7 @@
 """Content hashes of parameter points: stable across processes, runs and machines.
 
 Python's builtin ``hash`` is salted per process, so it cannot name a job, a
-checkpoint entry or a file. :func:`params_hash` hashes a canonical, type-tagged
+checkpoint entry or a file. ``params_hash`` hashes a canonical, type-tagged
 encoding of the values instead (so ``1``, ``1.0`` and ``True`` differ).
 """
 
@@ -118,7 +118,7 @@ def params_hash(params: Mapping[Any, Any], length: int = 16) -> str:
     by its type and repr, unless the repr holds a memory address (``0x...``).
 
     Args:
-        params: a :class:`Params` or any mapping.
+        params: a ``Params`` or any mapping.
         length: number of hex characters to return, 1 to 64; 16 (64 bits) by default.
 
     Returns:

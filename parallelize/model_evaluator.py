@@ -24,11 +24,11 @@ __all__ = ["ModelEvaluator"]
 
 
 class ModelEvaluator(TabularResults):
-    """Evaluates a function over a parameter grid on a :class:`Parallelize` runner.
+    """Evaluates a function over a parameter grid on a ``Parallelize`` runner.
 
-    :meth:`to_dataframe` and :meth:`to_files` give the current run's results,
+    ``to_dataframe`` and ``to_files`` give the current run's results,
     one row per grid point in grid order, waiting for the run to end;
-    :meth:`plot` draws them against the parameters.
+    ``plot`` draws them against the parameters.
 
     Args:
         runner: the runner whose workers do the work (default: ``Parallelize()``).
@@ -49,17 +49,17 @@ class ModelEvaluator(TabularResults):
         Args:
             func: the function to evaluate; may also be given as ``func=`` (as the
                 original README does), so no grid parameter can be named ``func``.
-            space: a :class:`~parallelize.ParamSpace` (or any space) to sweep; optional.
+            space: a ``ParamSpace`` (or any space) to sweep; optional.
             **params: more parameters: an iterable (not a string) is an axis of
                 the grid, anything else is passed as is. Combined with ``space``
                 as a product.
             Per-call options (``on_error``, ``retries``, ``timeout``, ``progress``,
             ``chunksize``) may be given as ``options={...}``, and a resume folder
-            as ``checkpoint=FOLDER`` (see :class:`~parallelize.checkpoint.Checkpoint`),
+            as ``checkpoint=FOLDER`` (see ``Checkpoint``),
             so no grid parameter can be named ``options`` or ``checkpoint``.
 
         Returns:
-            The running :class:`~parallelize.engine.execution.Execution`.
+            The running ``Execution``.
 
         Raises:
             ConfigError: no function, the function given twice, ``space`` not a
@@ -109,17 +109,17 @@ class ModelEvaluator(TabularResults):
         ``ps.plot(ps.metrics(evaluator.to_dataframe()), x, y, hue, **kw)`` with
         ``import parallelize.jobs as ps``: one panel per output in ``y`` and
         parameter in ``x``; a failed point's outputs are missing, so left out
-        of the means. Waits for the run, as :meth:`to_dataframe` does.
+        of the means. Waits for the run, as ``to_dataframe`` does.
 
         Args:
             x: the parameter column(s), one panel column each.
             y: the output column(s) (a dict result's keys, or ``result``), one
                 panel row each.
             hue: a column to split by, one line per value; default ``None``.
-            **kw: passed on to :func:`parallelize.jobs.plot.plot` (``spread``).
+            **kw: passed on to ``parallelize.jobs.plot.plot`` (``spread``).
 
         Returns:
-            A :class:`matplotlib.figure.Figure`; ``fig.savefig("grid.png")`` saves it.
+            A ``matplotlib.figure.Figure``; ``fig.savefig("grid.png")`` saves it.
 
         Raises:
             ConfigError: an unknown column or option, or no run yet.

@@ -1,7 +1,7 @@
 """multiprocessing_lib's API: ``mp_lock``, ``mp_lock_values`` and ``is_completed``.
 
 A thin layer over the runner's public batch interface (``run_batches``) and a
-:class:`~parallelize.checkpoint.Checkpoint` that records only completion and
+``Checkpoint`` that records only completion and
 calls ``save_callback`` before recording::
 
     data_list ──> checkpoint: done already? ──yes──> skipped (mp_lock_values: stored value)
@@ -48,13 +48,13 @@ DATA_PREFIX = "data"
 
 @dataclass(frozen=True)
 class MpLockReport:
-    """What an :func:`mp_lock` call did.
+    """What an ``mp_lock`` call did.
 
     Attributes:
         computed: items processed and saved by this call.
         resumed: items found already done in ``out_path`` and skipped.
         failures: the items whose ``process`` raised, as
-            :class:`~parallelize.TaskFailure` (``.index`` is the item's position,
+            ``TaskFailure`` (``.index`` is the item's position,
             ``.exception`` the error). They were not saved nor recorded as done,
             so a rerun on the same ``out_path`` tries them again.
     """
@@ -203,7 +203,7 @@ def mp_lock(
         progress: show a progress bar.
 
     Returns:
-        An :class:`MpLockReport`; failed items are in ``.failures`` (and a
+        An ``MpLockReport``; failed items are in ``.failures`` (and a
         ``RuntimeWarning`` names them) and are retried by a rerun.
 
     Raises:
@@ -242,17 +242,17 @@ def mp_lock_values(
     progress: bool = False,
     allow_pickle: bool = False,
 ) -> list[Any]:
-    """Like :func:`mp_lock`, and return the results in input order.
+    """Like ``mp_lock``, and return the results in input order.
 
     Results are also recorded in ``out_path/checkpoint`` (as JSON when they are
     plain data, else pickled), so a rerun on the same ``out_path`` returns them
-    without recomputing. Items recorded by :func:`mp_lock` (which keeps no
+    without recomputing. Items recorded by ``mp_lock`` (which keeps no
     results) are computed again.
 
     Args:
         data_list: the items.
         process: ``process(item, shared_data, init_values)``.
-        save_callback: as for :func:`mp_lock`, or ``None``.
+        save_callback: as for ``mp_lock``, or ``None``.
         num_procs: number of worker processes.
         out_path: a folder; created if needed.
         save_batch: items per batch (default 10).
@@ -266,7 +266,7 @@ def mp_lock_values(
 
     Returns:
         One entry per item, in input order: the result, or the
-        :class:`~parallelize.TaskFailure` of an item whose ``process`` raised
+        ``TaskFailure`` of an item whose ``process`` raised
         (a ``RuntimeWarning`` names them; a rerun retries them).
 
     Raises:
@@ -294,8 +294,8 @@ def is_completed(data_list: Iterable[Any], out_path: str | os.PathLike[str]) -> 
     """Whether every item of ``data_list`` is recorded as done in ``out_path``.
 
     Args:
-        data_list: the items, as given to :func:`mp_lock`.
-        out_path: the folder given to :func:`mp_lock`.
+        data_list: the items, as given to ``mp_lock``.
+        out_path: the folder given to ``mp_lock``.
 
     Returns:
         True if a rerun would process nothing.

@@ -1,7 +1,7 @@
 """Options of a run: one frozen record, validated once.
 
-The runner holds a :class:`RunOptions`; a call's keyword overrides make a new
-record with :meth:`RunOptions.replace`, validated again. Nothing mutates options.
+The runner holds a ``RunOptions``; a call's keyword overrides make a new
+record with ``RunOptions.replace``, validated again. Nothing mutates options.
 How many workers run, and on which backend, are not options of a run: the
 runner's backend owns them (``runner.max_workers``, ``runner.backend``).
 """
@@ -40,7 +40,7 @@ def default_workers() -> int:
 
 @dataclass(frozen=True)
 class RunOptions:
-    """How tasks are run. Every field has the meaning it has on :class:`Parallelize`.
+    """How tasks are run. Every field has the meaning it has on ``Parallelize``.
 
     Attributes:
         timeout: seconds a single task may run, or ``None`` for no limit.
@@ -52,7 +52,7 @@ class RunOptions:
         jitter: up to this many seconds added at random to each wait.
         progress: show a progress bar.
         chunksize: tasks per batch, or ``None`` to size batches adaptively.
-        retry: the :class:`~parallelize.retry.RetryPolicy` built from the retry
+        retry: the ``RetryPolicy`` built from the retry
             fields (not given: derived).
     """
 

@@ -34,8 +34,8 @@ class RetryPolicy:
     Attributes:
         retries: extra attempts after the first (default 0: none).
         retry_on: exception types worth retrying (default: any ``Exception``,
-            which includes :class:`~parallelize.errors.TaskTimeoutError` and
-            :class:`~parallelize.errors.WorkerCrashedError`).
+            which includes ``TaskTimeoutError`` and
+            ``WorkerCrashedError``).
         backoff: seconds before the first retry, doubled before each further one
             (default 0: retry at once, in the same worker).
         max_backoff: the longest wait between two attempts, in seconds (default 60).

@@ -1,12 +1,12 @@
 """The runner: ``Parallelize``, the one object users hold.
 
 It owns a backend (threads, processes, serial, Dask...) and hands every entry
-point to the same engine (:mod:`parallelize.engine.dispatch`):
+point to the same engine (``parallelize.engine.dispatch``):
 
 - ``run(func, **kw)``: the original API, ``func`` once per worker, in the background;
 - ``map`` / ``starmap``: a lazy stream over any iterable or parameter space;
-- ``submit``: one call, one :class:`concurrent.futures.Future`, through the same
-  engine (:mod:`parallelize.engine.submitter`), so every option applies to it too.
+- ``submit``: one call, one ``concurrent.futures.Future``, through the same
+  engine (``parallelize.engine.submitter``), so every option applies to it too.
 
 The runner never asks which backend it holds.
 """
@@ -63,17 +63,17 @@ class Parallelize:
         max_workers: tasks run at once; default: the CPUs this process may use.
             ``threads=`` and ``workers=`` are accepted as aliases.
         backend: ``"thread"`` (default), ``"process"``, ``"serial"`` or ``"dask"``;
-            see :func:`parallelize.backends.available_backends`.
+            see ``parallelize.backends.available_backends``.
         timeout: seconds one task may run before it fails with
-            :class:`~parallelize.errors.TaskTimeoutError`; ``None`` (default): no limit.
+            ``TaskTimeoutError``; ``None`` (default): no limit.
         on_error: ``"raise"`` (default) stops at the first failure and re-raises it;
-            ``"collect"`` keeps going and yields a :class:`~parallelize.TaskFailure`
+            ``"collect"`` keeps going and yields a ``TaskFailure``
             in place of the result; ``"skip"`` keeps going and drops failures.
         retries: extra attempts for a task that failed with one of ``retry_on``
             (default 0). A timeout or a worker crash counts as a failure too
-            (:class:`~parallelize.errors.TaskTimeoutError`,
-            :class:`~parallelize.errors.WorkerCrashedError`); one attempt count
-            covers them all (see :class:`~parallelize.retry.RetryPolicy`).
+            (``TaskTimeoutError``,
+            ``WorkerCrashedError``); one attempt count
+            covers them all (see ``RetryPolicy``).
         retry_on: exception types to retry (default: any ``Exception``).
         backoff: seconds before the first retry, doubled after each (default 0:
             retry at once). While a task waits to be retried, its worker runs
@@ -236,14 +236,14 @@ class Parallelize:
         If ``func`` has a parameter named ``queue``, it receives a queue and
         reports results with ``queue.put(x)`` (the original API); otherwise its
         return value is the result. Returns at once; read the results with
-        :meth:`results`.
+        ``results``.
 
         Args:
             func: the function.
             **kwargs: keyword arguments passed to every call.
 
         Returns:
-            The running :class:`~parallelize.engine.execution.Execution`.
+            The running ``Execution``.
         """
         check_callable("func", func)
         queued = wants_queue(func) and "queue" not in kwargs
@@ -255,7 +255,7 @@ class Parallelize:
         return execution
 
     def results(self, ordered: bool = False) -> Any:
-        """Stream the results of the last :meth:`run`, waiting for it to finish.
+        """Stream the results of the last ``run``, waiting for it to finish.
 
         Can be called again: results are kept, not drained.
 
@@ -279,22 +279,22 @@ class Parallelize:
 
         Items are pulled as workers need them and at most a few batches per
         worker are outstanding, so a huge or infinite input is never held in
-        memory. Over a :class:`~parallelize.ParamSpace` (or any
-        :class:`~parallelize.space.Space`) each point is passed as keyword
+        memory. Over a ``ParamSpace`` (or any
+        ``Space``) each point is passed as keyword
         arguments: ``func(**point)``.
 
         Args:
             func: the function, called as ``func(item)``.
             iterable: the inputs.
             ordered: yield in input order (default) or as tasks complete.
-            checkpoint: a folder (or :class:`~parallelize.checkpoint.Checkpoint`)
+            checkpoint: a folder (or ``Checkpoint``)
                 where each finished task is recorded before it is yielded; a
                 rerun computes only what is missing. Default ``None``: no checkpoint.
             **overrides: per-call options: ``timeout``, ``on_error``, ``retries``,
                 ``retry_on``, ``backoff``, ``progress``, ``chunksize``.
 
         Returns:
-            A :class:`~parallelize.engine.stream.ResultStream` of the results.
+            A ``ResultStream`` of the results.
 
         Raises:
             ResumeMismatchError: ``checkpoint`` holds results for other inputs.
@@ -311,7 +311,7 @@ class Parallelize:
         checkpoint: Any = None,
         **overrides: Any,
     ) -> ResultStream[R]:
-        """Like :meth:`map`, calling ``func(*item)`` for each item (a tuple of arguments)."""
+        """Like ``map``, calling ``func(*item)`` for each item (a tuple of arguments)."""
         return self.run_batches(func, iterable, call="star", ordered=ordered, checkpoint=checkpoint, **overrides)
 
     def map_rows(
@@ -328,13 +328,13 @@ class Parallelize:
 
         Rows are produced one at a time as workers need them (``iterrows`` or
         ``itertuples``), never copied per task beyond the row itself. The
-        stream's :meth:`~parallelize.engine.stream.ResultStream.to_dataframe` is indexed
+        stream's ``to_dataframe`` is indexed
         by the input frame's own index labels (and names), so
         ``frame.join(stream.to_dataframe())`` lines results up with their rows.
 
         Args:
             func: the function.
-            frame: the :class:`pandas.DataFrame` whose rows are the inputs.
+            frame: the ``pandas.DataFrame`` whose rows are the inputs.
             pass_as: ``"pair"`` (default): ``func((label, row))`` with the
                 ``(index, Series)`` pair exactly as ``frame.iterrows()`` gives it
                 (note that ``iterrows`` casts a row of mixed ints and floats to
@@ -343,11 +343,11 @@ class Parallelize:
                 must be unique strings).
             ordered: yield in input order (default) or as tasks complete.
             checkpoint: a folder to record finished rows in and resume from, as
-                for :meth:`map`; the resumed frame keeps the input's index.
-            **overrides: per-call options as for :meth:`map`.
+                for ``map``; the resumed frame keeps the input's index.
+            **overrides: per-call options as for ``map``.
 
         Returns:
-            A :class:`~parallelize.engine.stream.ResultStream` of the results.
+            A ``ResultStream`` of the results.
 
         Raises:
             ConfigError: ``frame`` is not a DataFrame, an unknown ``pass_as``, or
@@ -382,15 +382,15 @@ class Parallelize:
             call: ``"arg"``, ``"star"`` or ``"kwargs"``.
             ordered: batches in input order.
             fixed: keyword arguments added to every call.
-            background: return a running :class:`~parallelize.engine.execution.Execution`
-                instead of a lazy :class:`~parallelize.engine.stream.ResultStream`.
-            checkpoint: a folder (or :class:`~parallelize.checkpoint.Checkpoint`)
-                to record finished tasks in and resume from, as for :meth:`map`.
+            background: return a running ``Execution``
+                instead of a lazy ``ResultStream``.
+            checkpoint: a folder (or ``Checkpoint``)
+                to record finished tasks in and resume from, as for ``map``.
                 It filters the stream: only missing items reach the engine.
             layout: how inputs become DataFrame columns (default: from ``call``).
             flatten: each result is a list of values to yield one by one (the
                 seed API's ``queue``).
-            **overrides: per-call options as for :meth:`map`.
+            **overrides: per-call options as for ``map``.
         """
         check_callable("func", func)
         self._check_open()
@@ -442,20 +442,20 @@ class Parallelize:
         return ResultStream(batches, collector, skip_failures=skip, progress=progress, layout=layout)
 
     def submit(self, func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        r"""Schedule one call ``func(*args, **kwargs)``, through the same engine as :meth:`map`.
+        """Schedule one call ``func(*args, **kwargs)``, through the same engine as ``map``.
 
         The runner's ``timeout``, ``retries``, ``retry_on``, ``backoff``,
         statistics and progress apply to it; calls submitted in a row travel
         together when the workers are busy.
 
         Returns:
-            A :class:`concurrent.futures.Future` of its value. A failure is set
-            on it as :meth:`map` under ``on_error="raise"`` would raise it: the
+            A ``concurrent.futures.Future`` of its value. A failure is set
+            on it as ``map`` under ``on_error="raise"`` would raise it: the
             user's exception as its own type (``SystemExit`` and other
-            ``BaseException``\ s as :class:`~parallelize.errors.TaskExitError`),
-            or a :class:`~parallelize.errors.TaskTimeoutError`,
-            :class:`~parallelize.errors.WorkerCrashedError` or
-            :class:`~parallelize.errors.PicklingError`. It can be cancelled until
+            ``BaseException``s as ``TaskExitError``),
+            or a ``TaskTimeoutError``,
+            ``WorkerCrashedError`` or
+            ``PicklingError``. It can be cancelled until
             a worker takes it.
 
         Raises:
@@ -474,7 +474,7 @@ class Parallelize:
         """Statistics of the most recent ``run``, ``map`` or grid (or of ``submit`` calls).
 
         Returns:
-            A frozen :class:`~parallelize.statistics.Statistics`, at any moment.
+            A frozen ``Statistics``, at any moment.
         """
         collector = self._last_collector or self._submit_collector
         return collector.snapshot()
@@ -482,7 +482,7 @@ class Parallelize:
     # -- lifetime ----------------------------------------------------------------------
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """Release the workers. Further calls raise :class:`~parallelize.errors.RunnerClosedError`.
+        """Release the workers. Further calls raise ``RunnerClosedError``.
 
         Args:
             wait: wait for running tasks to finish.

@@ -1,6 +1,6 @@
 """Parameter spaces: lazy, indexable, composable sets of keyword-argument points.
 
-A *point* is a :class:`Params`, a read-only mapping meant for ``func(**point)``.
+A *point* is a ``Params``, a read-only mapping meant for ``func(**point)``.
 A *space* is an immutable, lazily evaluated sequence of points, built from axes::
 
     ParamSpace(a=range(10), b=1e-3, c="hello", d=[True, False])   # 10*1*1*2 = 20 points
@@ -14,19 +14,19 @@ fastest. Spaces combine with an algebra whose results are spaces too:
 ``a * b``     Cartesian product, ``a`` outermost; keys must be disjoint.
 ``n * a``     ``a`` repeated ``n`` times (also ``a * n``), e.g. to weight a side
               of a sum when sampling: ``10 * a + b`` samples ``a`` ten times as often.
-``zip``       :meth:`ParamSpace.zip` / :func:`zip_spaces`: i-th point of each
+``zip``       ``ParamSpace.zip`` / ``zip_spaces``: i-th point of each
               space merged; lengths must be equal (never silently truncated).
 ============  =================================================================
 
 So ``10 * (a + b) * c`` is ten copies of ``a``'s points then ``b``'s, each
 combined with every point of ``c``. Nothing is materialised: ``len`` is
 arithmetic, ``space[i]`` computes the i-th point by index arithmetic, iteration is
-a generator, and :meth:`Space.sample` draws indices, so a space of 10**12 points
+a generator, and ``Space.sample`` draws indices, so a space of 10**12 points
 samples in milliseconds. An axis may also be a distribution (anything with
-``rvs(random_state=...)``, see :mod:`parallelize.distributions`); such a space has
+``rvs(random_state=...)``, see ``parallelize.distributions``); such a space has
 no length and can only be sampled.
 
-:func:`params_hash` gives a point a content hash that is stable across processes,
+``params_hash`` gives a point a content hash that is stable across processes,
 runs and machines (unlike the builtin, salted ``hash``).
 """
 
@@ -140,7 +140,7 @@ class Params(Mapping[str, Any]):
 
     @property
     def hash(self) -> str:
-        """The stable content hash :func:`params_hash` of this point."""
+        """The stable content hash ``params_hash`` of this point."""
         return params_hash(self)
 
 
@@ -157,7 +157,7 @@ def _merge(points: Iterable[Params]) -> Params:
 class Space(ABC):
     """Abstract base of every parameter space (use ``isinstance(x, Space)``).
 
-    A space is an immutable sequence of :class:`Params`. Finite spaces support
+    A space is an immutable sequence of ``Params``. Finite spaces support
     ``len``, iteration, ``space[i]`` (negative too; slices give a list) and
     ``space["key"]``; spaces with a distribution axis can only be sampled.
     """
@@ -192,9 +192,9 @@ class Space(ABC):
         return self._point(d.rng.randrange(self.size))
 
     def iter_values(self) -> Iterator[tuple[Any, ...]]:
-        """The points as tuples of values in :attr:`keys` order, in iteration order.
+        """The points as tuples of values in ``keys`` order, in iteration order.
 
-        Cheaper than building a :class:`Params` per point; the runner ships
+        Cheaper than building a ``Params`` per point; the runner ships
         points to workers this way.
 
         Raises:
@@ -250,7 +250,7 @@ class Space(ABC):
             index: an int (negative counts from the end), a slice, or a key.
 
         Returns:
-            The i-th :class:`Params`; a list of them for a slice; for a key, that
+            The i-th ``Params``; a list of them for a slice; for a key, that
             axis's values (the distribution for a distribution axis).
 
         Raises:
@@ -320,7 +320,7 @@ class Space(ABC):
             seed: an int for a reproducible sample, or ``None``.
 
         Returns:
-            A list of ``k`` :class:`Params`.
+            A list of ``k`` ``Params``.
 
         Raises:
             ConfigError: on a bad ``k`` or ``seed``; if ``k > len(space)`` without
@@ -553,7 +553,7 @@ class ParamSpace(Space):
             **axes: parameter name to values.
 
         Returns:
-            A :class:`ZipSpace` (``ParamSpace()`` if there are no axes).
+            A ``ZipSpace`` (``ParamSpace()`` if there are no axes).
 
         Raises:
             ConfigError: naming each key's length if the lengths differ, or if an
@@ -573,14 +573,14 @@ class ParamSpace(Space):
 
     @staticmethod
     def from_points(points: Iterable[Mapping[str, Any]], keys: Iterable[str] | None = None) -> PointsSpace:
-        """A finite space of explicit points (see :class:`PointsSpace`).
+        """A finite space of explicit points (see ``PointsSpace``).
 
         Args:
             points: mappings with the same keys.
             keys: the key order; required only to give an empty list keys.
 
         Returns:
-            A :class:`PointsSpace`.
+            A ``PointsSpace``.
 
         Raises:
             ConfigError: if the points' keys differ.
@@ -607,7 +607,7 @@ class ParamSpace(Space):
             seed: int seed for "random" only; the same seed gives the same points.
 
         Returns:
-            A :class:`ZipSpace`, :class:`ParamSpace` or :class:`PointsSpace`.
+            A ``ZipSpace``, ``ParamSpace`` or ``PointsSpace``.
 
         Raises:
             ConfigError: on an unknown mode, non-string keys, unequal lengths in
@@ -642,8 +642,8 @@ def grid_from_arguments(space: Any, params: Mapping[str, Any], *, caller: str) -
     their arguments into a space, so both read them the same way.
 
     Args:
-        space: a :class:`Space` (any kind), or ``None``.
-        params: parameter name to values, as for :class:`ParamSpace`: an iterable
+        space: a ``Space`` (any kind), or ``None``.
+        params: parameter name to values, as for ``ParamSpace``: an iterable
             (strings, bytes and mappings excepted) is an axis, anything else a
             fixed value.
         caller: the entry point, named in messages, e.g. ``"fit.grid()"``.
@@ -740,7 +740,7 @@ class SumSpace(Space):
 
 class _MergedSpace(Space):
     """Base of the spaces whose points merge one point of each part (parts with
-    disjoint keys): :class:`ProductSpace` and :class:`ZipSpace`."""
+    disjoint keys): ``ProductSpace`` and ``ZipSpace``."""
 
     __slots__ = ("_parts",)
     _parts: tuple[Space, ...]
@@ -849,7 +849,7 @@ class RepeatSpace(Space):
 class ZipSpace(_MergedSpace):
     """Element-wise pairing: point i merges the i-th point of every part.
 
-    Build with :func:`zip_spaces` or :meth:`ParamSpace.zip`.
+    Build with ``zip_spaces`` or ``ParamSpace.zip``.
 
     Args:
         *spaces: finite spaces with disjoint keys and equal lengths.
@@ -902,7 +902,7 @@ def zip_spaces(*spaces: Space) -> ZipSpace:
         *spaces: finite spaces with disjoint keys and equal lengths.
 
     Returns:
-        A :class:`ZipSpace`.
+        A ``ZipSpace``.
 
     Raises:
         ConfigError: naming each space's keys and length if they differ (never
@@ -914,7 +914,7 @@ def zip_spaces(*spaces: Space) -> ZipSpace:
 class PointsSpace(Space):
     """A finite space of explicit points, in the given order.
 
-    Build with :meth:`ParamSpace.from_points`; :meth:`ParamSpace.from_dict` with
+    Build with ``ParamSpace.from_points``; ``ParamSpace.from_dict`` with
     ``mode="random"`` returns one.
 
     Args:

@@ -1,9 +1,9 @@
 """Statistics: frozen snapshots of raw numbers, collected cheaply while work runs.
 
-A :class:`StatisticsCollector` lives in the parent and is fed one record per
+A ``StatisticsCollector`` lives in the parent and is fed one record per
 *batch* (never per task), under a lock, so keeping statistics on costs nothing
-measurable. :meth:`StatisticsCollector.snapshot` returns a frozen
-:class:`Statistics`; formatting is its ``__str__``, separate from collection.
+measurable. ``StatisticsCollector.snapshot`` returns a frozen
+``Statistics``; formatting is its ``__str__``, separate from collection.
 Times are seconds, from ``time.perf_counter`` in the worker (task durations) and
 ``time.monotonic`` in the parent (wall time).
 """
@@ -140,7 +140,7 @@ def _fmt(seconds: float) -> str:
 
 
 class StatisticsCollector:
-    """Accumulates batch records; thread-safe; :meth:`snapshot` at any moment.
+    """Accumulates batch records; thread-safe; ``snapshot`` at any moment.
 
     Args:
         total: the number of tasks if known in advance.
@@ -254,7 +254,7 @@ class StatisticsCollector:
                 self._end = time.monotonic()
 
     def snapshot(self) -> Statistics:
-        """A frozen :class:`Statistics` of everything recorded so far."""
+        """A frozen ``Statistics`` of everything recorded so far."""
         with self._lock:
             now = time.monotonic()
             if self._start is None:

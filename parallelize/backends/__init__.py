@@ -24,7 +24,7 @@ from .base import Backend
 
 __all__ = ["Backend", "BackendName", "available_backends", "get_backend_class", "make_backend", "register_backend"]
 
-#: The backends that ship with parallelize (others may be added with :func:`register_backend`).
+#: The backends that ship with parallelize (others may be added with ``register_backend``).
 BackendName = Literal["thread", "process", "serial", "dask", "slurm", "sge", "pbs"]
 
 # name -> "module:Class", imported lazily so that `import parallelize` never pays
@@ -45,7 +45,7 @@ def register_backend(name: str, factory: str | Callable[..., Backend]) -> None:
 
     Args:
         name: the name users pass.
-        factory: a :class:`Backend` subclass (or callable building one), or a
+        factory: a ``Backend`` subclass (or callable building one), or a
             ``"module:Class"`` string imported on first use.
     """
     if not isinstance(name, str) or not name:
@@ -78,7 +78,7 @@ def make_backend(name: str, max_workers: int | None, initializer: Callable[[], N
     """Build the backend registered as ``name``.
 
     Args:
-        name: a registered name (see :func:`available_backends`).
+        name: a registered name (see ``available_backends``).
         max_workers: tasks run at once, or ``None`` for the backend's own choice.
         initializer: called once in each worker, or ``None``.
         **options: the backend's own options.

@@ -1,7 +1,7 @@
 """The one interface every backend implements, in ``concurrent.futures`` terms.
 
 A backend owns a pool of workers and nothing else: it takes a callable and its
-arguments and returns a :class:`concurrent.futures.Future`. It knows nothing of
+arguments and returns a ``concurrent.futures.Future``. It knows nothing of
 batches, statistics or error policies; the runner knows nothing of which backend
 it holds.
 """
@@ -31,15 +31,15 @@ class Backend(abc.ABC):
 
     Args:
         max_workers: how many tasks may run at once (>= 1); ``None``: what
-            :meth:`suggested_workers` says, else the CPUs this process may use.
+            ``suggested_workers`` says, else the CPUs this process may use.
             The backend is the one owner of this number (``runner.max_workers``
             reads it here).
         initializer: called once in each worker before its first task, or ``None``.
         **options: backend-specific options; unknown ones raise ``ConfigError``.
 
     Failures are the backend's to translate: a future fails with
-    :class:`~parallelize.errors.WorkerCrashedError` when the worker running it
-    died, :class:`~parallelize.errors.PicklingError` when the task or its result
+    ``WorkerCrashedError`` when the worker running it
+    died, ``PicklingError`` when the task or its result
     could not cross to or from the worker, and with the task's own exception
     otherwise. The engine reads only those types.
 
@@ -76,7 +76,7 @@ class Backend(abc.ABC):
 
     @property
     def max_workers(self) -> int:
-        """Tasks run at once: as given, else :meth:`suggested_workers`, else the CPUs here."""
+        """Tasks run at once: as given, else ``suggested_workers``, else the CPUs here."""
         if self._max_workers is None:
             self._max_workers = self.suggested_workers() or default_workers()
         return self._max_workers
@@ -97,7 +97,7 @@ class Backend(abc.ABC):
     def kill(self, future: Future[Any]) -> bool:
         """Stop the one task behind ``future`` now, leaving every other task alone.
 
-        Where :attr:`can_kill` is true this kills the worker running it (a new
+        Where ``can_kill`` is true this kills the worker running it (a new
         one replaces it); the future then fails and the caller ignores it.
 
         Returns:
@@ -108,13 +108,13 @@ class Backend(abc.ABC):
     def kill_workers(self) -> None:  # noqa: B027 - optional hook, no-op by default
         """Stop every worker of this backend now, running tasks included (Ctrl-C).
 
-        Only meaningful where :attr:`can_kill` is true; the default does nothing.
+        Only meaningful where ``can_kill`` is true; the default does nothing.
         """
 
     def reattach(self) -> None:  # noqa: B027 - optional hook, no-op by default
         """Before a checkpointed run: wait for what an earlier, dead run left running.
 
-        Only backends whose tasks :attr:`outlive the submitter <outlives_submitter>`
+        Only backends whose tasks ``outlive the submitter``
         have anything to wait for; the default does nothing.
         """
 

@@ -9,24 +9,24 @@
        └── state from ONE squeue / qstat per poll, for all of this backend's jobs,
            plus the element's exit file and stderr when it ended without a result
 
-The engine sizes batches by measured task time (about :data:`TARGET_BATCH_SECONDS`
+The engine sizes batches by measured task time (about ``TARGET_BATCH_SECONDS``
 of work each on a cluster, where a job costs about a second to start), so ten
 thousand tiny tasks take a handful of array elements. The file protocol between
-the runner and a job is in :mod:`parallelize.worker.job`; no connection from the
+the runner and a job is in ``parallelize.worker.job``; no connection from the
 nodes back to this machine is needed, only a folder both can see.
 
 Outcomes, each named: a task's own exception comes back in its batch's result
 (the error policy decides, as on processes); an element that ended without a
-result fails its future with :class:`~parallelize.errors.WorkerCrashedError`
+result fails its future with ``WorkerCrashedError``
 saying what the scheduler reported (failed with an exit status, out of memory,
 the scheduler's time limit, cancelled from outside, vanished from the queue) and
 the last lines of its stderr; a node failure is a
-:class:`~parallelize.errors.TaskLostError`, which the engine reruns at no cost; a
-refused submission is a :class:`~parallelize.errors.SubmissionError` quoting the
+``TaskLostError``, which the engine reruns at no cost; a
+refused submission is a ``SubmissionError`` quoting the
 scheduler. ``kill`` (a timeout) and Ctrl-C cancel the elements concerned.
 
 Reattach: with a checkpoint, each job records its batch's successes in it
-(:mod:`parallelize.checkpoint.job_record`); :meth:`ClusterBackend.reattach`,
+(``parallelize.checkpoint.job_record``); ``ClusterBackend.reattach``,
 called before a checkpointed run reads its folder, waits for the elements an
 earlier run on the same folder left queued or running when it died.
 """

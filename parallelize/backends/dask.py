@@ -10,14 +10,14 @@ Three ways to get a cluster::
 The engine ships batches, not single tasks, so Dask's per-task cost (a few
 milliseconds of scheduling) is paid once per batch. Each submission gets a unique
 key (``pure=False``): two identical batches are two tasks, never one cached result.
-Dask's futures are turned into :class:`concurrent.futures.Future` objects, so the
+Dask's futures are turned into ``concurrent.futures.Future`` objects, so the
 runner sees the same interface as on every other backend; a task reports its start
 through a Dask event topic, so ``running()`` (and with it ``timeout=``) means what
 it means on a local pool.
 
 A worker lost mid-run is Dask's business: the scheduler reruns its tasks on
 other workers, up to ``distributed.scheduler.allowed-failures`` times (default 3)
-per task; past that the batch fails with :class:`WorkerCrashedError`.
+per task; past that the batch fails with ``WorkerCrashedError``.
 """
 
 from __future__ import annotations
@@ -169,7 +169,7 @@ def _unsubscribe(client: Any) -> None:
 
 
 class _DaskFuture(Future):  # type: ignore[type-arg]
-    """A :class:`concurrent.futures.Future` that follows a Dask future.
+    """A ``concurrent.futures.Future`` that follows a Dask future.
 
     Pending until the task's start event arrives, then running, then done with
     the task's value or exception. ``cancel()`` succeeds while pending: the Dask
@@ -284,13 +284,13 @@ class DaskBackend(Backend):
     Args:
         max_workers: how many tasks the runner keeps in flight; it does not size a
             remote cluster. With neither ``address`` nor ``client``, the number of
-            single-threaded worker processes of the :class:`distributed.LocalCluster`.
+            single-threaded worker processes of the ``distributed.LocalCluster``.
         initializer: run once in each worker thread before its first task; shipped
             to the workers once, including workers that join later.
         address: a scheduler address such as ``"tcp://10.0.0.5:8786"``.
-        client: an existing :class:`distributed.Client`; it is left open at shutdown.
+        client: an existing ``distributed.Client``; it is left open at shutdown.
         connect_timeout: seconds to wait for the scheduler (default 5).
-        cluster_options: keyword arguments for the :class:`distributed.LocalCluster`
+        cluster_options: keyword arguments for the ``distributed.LocalCluster``
             started when neither ``address`` nor ``client`` is given (e.g.
             ``{"memory_limit": "2GiB"}``).
 
@@ -360,7 +360,7 @@ class DaskBackend(Backend):
 
     @property
     def client(self) -> Any:
-        """The :class:`distributed.Client` in use (``None`` before a LocalCluster starts)."""
+        """The ``distributed.Client`` in use (``None`` before a LocalCluster starts)."""
         return self._client
 
     def total_threads(self) -> int:

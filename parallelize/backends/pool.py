@@ -19,12 +19,12 @@ owns its workers itself::
 
 - A job is *running* only once its worker says it started it, so timeouts count
   from the real start.
-- :meth:`ProcessPool.kill` stops exactly the worker running one job; the other
+- ``ProcessPool.kill`` stops exactly the worker running one job; the other
   workers and their jobs never notice. A replacement starts on demand.
 - Death is noticed from the process itself (``waitpid``), not from its pipe, so a
   worker that dies while a process it forked lives on is still noticed.
 - Workers exit by themselves when the parent dies (see
-  :mod:`~parallelize.backends.pool_worker`).
+  ``pool_worker``).
 
 Only the manager thread reads from or writes to the workers' sockets; callers
 hand it work through ``pending`` and a wake-up pipe. A job goes only to an idle
@@ -92,7 +92,7 @@ def describe_exit(code: int | None) -> str:
 def _encode(job_id: int, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
     """A job message: its id, then ``(fn, args, kwargs)`` pickled with cloudpickle.
 
-    Large NumPy arrays go by memory-mapped file (see :mod:`parallelize.worker.shared_array`).
+    Large NumPy arrays go by memory-mapped file (see ``parallelize.worker.shared_array``).
     """
     from ..worker.pickling import ArrayCloudPickler
 
@@ -216,7 +216,7 @@ class ProcessPool:
         return True
 
     def kill_all(self) -> None:
-        """Kill every worker now; every job not finished fails with :class:`PoolKilledError`."""
+        """Kill every worker now; every job not finished fails with ``PoolKilledError``."""
         with self._lock:
             for worker in list(self._workers):
                 self._kill_worker(worker)

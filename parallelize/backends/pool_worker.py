@@ -1,4 +1,4 @@
-"""The loop that runs inside each worker process of :mod:`parallelize.backends.pool`.
+"""The loop that runs inside each worker process of ``parallelize.backends.pool``.
 
 A worker owns one end of a socket pair; the parent owns the other. Every message
 but the last starts with a header (the job's id and, from the worker, the kind

@@ -3,7 +3,7 @@
 Workers start by fork+exec (loky's launcher), so the backend is safe with threads
 in the parent, and callables travel with cloudpickle, so lambdas, closures and
 functions defined in ``__main__`` or a notebook work. Each runner owns its pool
-(:class:`~parallelize.backends.pool.ProcessPool`): a timeout, a crash, a kill or
+(``ProcessPool``): a timeout, a crash, a kill or
 a shutdown in one runner never touches another runner's tasks.
 
 Warm start stays: a runner that is dropped without being shut down (a notebook

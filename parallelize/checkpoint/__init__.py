@@ -22,7 +22,7 @@ Folder layout:
 
 Anything else that is not what this module writes (a whole record with the right
 checksum but the wrong content, a huge length field, JSON nested too deeply, a
-foreign or missing manifest) raises :class:`~parallelize.errors.CheckpointError`
+foreign or missing manifest) raises ``CheckpointError``
 naming the file and record, before anything runs: the reader accepts exactly
 the shapes the writer produces, never recurses more than a few hundred frames
 and never unpickles without ``allow_pickle``.
@@ -35,10 +35,10 @@ nested more than ``_MAX_NESTING`` JSON levels deep or ints of over 14,000 bits,
 is pickled with cloudpickle. Reading a pickle can run arbitrary code, so a
 checkpoint holding pickled results is only loaded with
 ``Checkpoint(folder, allow_pickle=True)``; by default opening it raises
-:class:`~parallelize.errors.CheckpointError` before anything runs.
+``CheckpointError`` before anything runs.
 
 Inputs are identified by position and a content hash
-(:func:`input_hash`), the same in every process and run.
+(``input_hash``), the same in every process and run.
 """
 
 from .codec import input_hash

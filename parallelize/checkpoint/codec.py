@@ -1,6 +1,6 @@
 """How a checkpoint stores inputs and results: content hashes and tagged JSON.
 
-Inputs are identified by position and :func:`input_hash`, the same in every
+Inputs are identified by position and ``input_hash``, the same in every
 process and run. Results are stored as tagged JSON when they are plain data
 (see the package docstring) and pickled with cloudpickle otherwise.
 """
@@ -43,7 +43,7 @@ MAX_POSITION = 2**63 - 1
 
 
 def _is_canonical(value: Any, depth: int = 0) -> bool:
-    """Whether :func:`parallelize.params_hash` encodes ``value`` exactly (not by repr)."""
+    """Whether ``parallelize.params_hash`` encodes ``value`` exactly (not by repr)."""
     if depth > 100:
         return False
     if value is None or isinstance(value, (bool, int, float, complex, str, bytes, enum.Enum)):
@@ -66,7 +66,7 @@ def input_hash(item: Any) -> str:
     """A content hash of one input, the same in every process, run and machine.
 
     Plain data (numbers, strings, bytes, containers, mappings, NumPy arrays,
-    dataclasses, enums) is hashed by value with :func:`parallelize.params_hash`,
+    dataclasses, enums) is hashed by value with ``parallelize.params_hash``,
     which sorts sets and mappings, so ``PYTHONHASHSEED`` does not matter. Any
     other object is hashed by its cloudpickle bytes, which are stable for a given
     object unless it holds a set of strings (a rerun then reports a mismatch
@@ -111,7 +111,7 @@ def _b64(data: bytes) -> str:
 
 
 def unb64(text: Any) -> bytes:
-    """The bytes of a base64 string; ValueError for anything :func:`_b64` never returns."""
+    """The bytes of a base64 string; ValueError for anything ``_b64`` never returns."""
     if type(text) is not str:
         raise ValueError(f"expected a base64 string, got {shown_value(text)}")
     return base64.b64decode(text, validate=True)  # binascii.Error is a ValueError
@@ -153,8 +153,8 @@ def encode(value: Any, room: int = _MAX_NESTING) -> Any:
     Args:
         value: the value.
         room: how many more JSON containers (arrays, objects) may nest here. A
-            value needing more raises :class:`_NotPlain` and is pickled instead, so
-            that :func:`decode`, which allows exactly as much, never recurses deeply.
+            value needing more raises ``_NotPlain`` and is pickled instead, so
+            that ``decode``, which allows exactly as much, never recurses deeply.
     """
     t = type(value)
     if value is None or t is bool or t is str:
@@ -224,21 +224,21 @@ def _numpy_dtype(text: Any) -> Any:
 
 
 def decode(doc: Any, room: int = _MAX_NESTING) -> Any:
-    """The value :func:`encode` made ``doc`` from.
+    """The value ``encode`` made ``doc`` from.
 
-    Accepts exactly what :func:`encode` writes, so a crafted document cannot
+    Accepts exactly what ``encode`` writes, so a crafted document cannot
     recurse deeply, allocate more than its own size, or reach a pickle. Loops
     rather than comprehensions keep it at one stack frame per nesting level.
 
     Args:
-        doc: a JSON document as :func:`json.loads` returns it.
-        room: how many more JSON containers may nest here, as in :func:`encode`.
+        doc: a JSON document as ``json.loads`` returns it.
+        room: how many more JSON containers may nest here, as in ``encode``.
 
     Returns:
         The value.
 
     Raises:
-        ValueError: ``doc`` is not something :func:`encode` returns (unknown or
+        ValueError: ``doc`` is not something ``encode`` returns (unknown or
             misused tag, wrong shape or type, nested too deeply).
     """
     t = type(doc)

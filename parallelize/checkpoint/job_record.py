@@ -2,7 +2,7 @@
 
 A cluster job can outlive the process that submitted it (killed, logged out,
 out of memory). So that its work is not lost then, a batch sent to a cluster
-backend carries a :class:`JobRecord`: the job appends the batch's successes to
+backend carries a ``JobRecord``: the job appends the batch's successes to
 the checkpoint folder itself (a journal file of its own, fsync'd) before it
 writes its result file. A rerun finds them there like any other record::
 
@@ -12,7 +12,7 @@ writes its result file. A rerun finds them there like any other record::
                                          │
     submitter, if still alive: BatchResult.recorded ──> not written twice
 
-Only successes are recorded, exactly as :class:`~parallelize.checkpoint.resume.Resume`
+Only successes are recorded, exactly as ``Resume``
 records them; failed tasks run again on a rerun.
 """
 

@@ -82,10 +82,10 @@ def _parse_record(payload: bytes, source: str, folder: Path) -> list[tuple[int, 
     """The ``(position, entry)`` rows of one whole record whose checksum is right.
 
     Checks everything but the stored results themselves, which
-    :class:`ResumeRun` decodes when it opens the folder.
+    ``ResumeRun`` decodes when it opens the folder.
 
     Raises:
-        CheckpointError: the record is not what :meth:`JournalWriter.append` writes.
+        CheckpointError: the record is not what ``JournalWriter.append`` writes.
     """
     try:
         doc = json.loads(payload.decode("utf-8"), parse_constant=_no_constant)
@@ -227,7 +227,7 @@ class Checkpoint:
         allow_pickle: load results that had to be pickled (anything but plain
             data). Loading a pickle can run code, so only allow it for folders you
             wrote yourself. Default False: such a folder raises
-            :class:`~parallelize.errors.CheckpointError` when opened.
+            ``CheckpointError`` when opened.
         store_values: record each task's result (default). ``False`` records
             only that a task finished: a rerun skips it and yields ``None`` in
             its place (``mp_lock``, where ``save_callback`` keeps the results).
@@ -258,7 +258,7 @@ class Checkpoint:
 
     @classmethod
     def of(cls, value: Any) -> Checkpoint:
-        """``value`` if it is a :class:`Checkpoint`, else ``Checkpoint(value)``."""
+        """``value`` if it is a ``Checkpoint``, else ``Checkpoint(value)``."""
         return value if isinstance(value, Checkpoint) else cls(value)
 
     # -- reading -----------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Resume: the missing items to the engine, recorded and stored results merged in input order.
 
-See the package docstring (:mod:`parallelize.checkpoint`) for the data flow.
+See the package docstring (``parallelize.checkpoint``) for the data flow.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def _runs(slots: list[_Slot], elapsed: float = 0.0) -> Iterator[BatchResult]:
 class Resume:
     """A checkpoint as a filter on the engine's stream of batches: opened and checked at once, run lazily.
 
-    It never runs anything itself. :meth:`batches` takes the engine as a
+    It never runs anything itself. ``batches`` takes the engine as a
     function, hands it only the items not yet recorded, records each computed
     batch, and merges stored and computed results back into input order::
 
@@ -78,7 +78,7 @@ class Resume:
                       └──> compute(missing items) ──> journal (fsync) ──> merge ──> batches out
 
     Args:
-        checkpoint: the :class:`~parallelize.checkpoint.Checkpoint`.
+        checkpoint: the ``Checkpoint``.
         iterable: all inputs, in order.
         call: ``"arg"``, ``"star"`` or ``"kwargs"``, as recorded in the manifest.
         ordered: yield in input order (else stored results first, then as completed).
@@ -262,7 +262,7 @@ class Resume:
         return slots
 
     def job_record(self, first: int, count: int) -> JobRecord | None:
-        """The :class:`JobRecord` for the batch of ``count`` missing items from ``first`` on.
+        """The ``JobRecord`` for the batch of ``count`` missing items from ``first`` on.
 
         For backends whose jobs may outlive this process: the job records its
         own successes. ``None`` when a ``before_record`` callback must run
@@ -290,7 +290,7 @@ class Resume:
 
         Yields:
             Batch results whose ``first`` and ``items`` refer to positions of the
-            whole input; stored ones have ``worker`` :data:`STORED_WORKER`.
+            whole input; stored ones have ``worker`` ``STORED_WORKER``.
 
         Raises:
             ResumeMismatchError: an input from a generator differs from the recorded one.

@@ -1,6 +1,6 @@
 """The parent side of a run: batches out to a backend, results back in order, failures handled.
 
-Every entry point goes through one primitive, :func:`~parallelize.engine.dispatch.dispatch`::
+Every entry point goes through one primitive, ``dispatch``::
 
     runner.map / starmap / map_rows ──┐
     runner.run, ModelEvaluator.run ───┼──> [checkpoint filter] ──> dispatch(backend, spec, items)

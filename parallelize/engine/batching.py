@@ -3,7 +3,7 @@
 Shipping one tiny task at a time costs far more than running it; shipping huge
 batches delays the first results and unbalances the end of a run. The sizer
 starts at one task (so the first result comes back at once), then aims for
-batches that each take about :data:`TARGET_BATCH_SECONDS` inside a worker, as
+batches that each take about ``TARGET_BATCH_SECONDS`` inside a worker, as
 measured, and never larger than a fair share of what remains, so the last
 batches shrink and all workers finish together (guided scheduling).
 """
@@ -69,7 +69,7 @@ class BatchSizer:
         fixed: a fixed size (the user's ``chunksize``), or ``None`` to adapt.
         target_seconds: the work to aim for in one batch.
         min_seconds: the least work the fair-share cap leaves in a batch
-            (default :data:`MIN_BATCH_SECONDS`; a cluster, where a batch is a
+            (default ``MIN_BATCH_SECONDS``; a cluster, where a batch is a
             job that costs about a second to start, wants far more).
         estimate: seconds per task measured by an earlier run of the same
             function on the same backend: the sizer starts calibrated, with
@@ -131,9 +131,9 @@ class BatchSizer:
 
     @property
     def outstanding_cap(self) -> int:
-        """The most tasks outstanding at once over all workers (see :data:`MAX_OUTSTANDING_PER_WORKER`).
+        """The most tasks outstanding at once over all workers (see ``MAX_OUTSTANDING_PER_WORKER``).
 
-        A user's ``chunksize`` above :data:`MAX_BATCH` raises it, so that every
+        A user's ``chunksize`` above ``MAX_BATCH`` raises it, so that every
         worker still has a batch of that size at hand.
         """
         per_worker = max(MAX_OUTSTANDING_PER_WORKER, 2 * (self.fixed or 0))
@@ -143,7 +143,7 @@ class BatchSizer:
         """Record that a batch of ``n_tasks`` took ``seconds`` inside a worker.
 
         With a fixed size only the per-task estimate is kept (it decides
-        :attr:`timing_group`); the size stays the user's.
+        ``timing_group``); the size stays the user's.
         """
         if n_tasks <= 0:
             return

@@ -18,32 +18,32 @@ sleeps in one blocking ``get`` (with a deadline only when tasks have timeouts).
 Faults, and what the engine does with them:
 
 - a task raises: recorded in the worker, reported as a
-  :class:`~parallelize.worker.failure.TaskFailure`; the error policy decides.
-  Retries follow the run's one :class:`~parallelize.retry.RetryPolicy`: without
+  ``TaskFailure``; the error policy decides.
+  Retries follow the run's one ``RetryPolicy``: without
   a wait the worker runs the task again at once; with one, the worker goes on
   with its batch and the engine holds the batch's result, sends the task again
-  when its wait is over (:mod:`~parallelize.engine.retrying`, a timer; no worker sits idle) and
+  when its wait is over (``retrying``, a timer; no worker sits idle) and
   puts the outcome in its place before the batch is delivered.
 - a batch is lost whole (its worker died, or it could not be pickled): the batch
   goes to quarantine. Quarantined batches run alone, so a further crash is
   certainly theirs; a guilty batch is halved until the single culprit task is
   found, which the retry policy may send again to a fresh worker; then it
-  fails with :class:`~parallelize.errors.WorkerCrashedError`. Innocent tasks
+  fails with ``WorkerCrashedError``. Innocent tasks
   lost alongside it are rerun, never failed.
 - a task outlives ``timeout`` (counted from the moment its worker starts it,
   which the backend reports by marking the future running): interrupted
   inside its process worker by SIGALRM; if that does not work (stuck in native
   code) the parent asks the backend to kill the one worker running it
-  (:meth:`~parallelize.backends.base.Backend.kill`), touching no other task;
+  (``kill``), touching no other task;
   on threads, the parent abandons the thread and the backend replaces it.
 - a batch's worker was stopped on purpose by someone else on the same backend
-  (:class:`~parallelize.errors.TaskLostError`): it is run again, at no cost.
+  (``TaskLostError``): it is run again, at no cost.
 - the input iterable raises: the items read before it are run and delivered,
   then its error is raised with the position.
 
-Another thread can stop a dispatch as Ctrl-C would through a :class:`Control`
+Another thread can stop a dispatch as Ctrl-C would through a ``Control``
 (a background run whose waiting caller got the Ctrl-C), and ``runner.submit``
-feeds calls into a long-lived dispatch through a :class:`Feed`.
+feeds calls into a long-lived dispatch through a ``Feed``.
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ class TaskSpec:
 
     Attributes:
         func: the user's function, pickled once.
-        call: ``"arg"``, ``"star"`` or ``"kwargs"`` (see :data:`~parallelize.worker.calls.CALL_MODES`).
+        call: ``"arg"``, ``"star"`` or ``"kwargs"`` (see ``CALL_MODES``).
         fixed: keyword arguments added to every call.
         setup_token: the token of the runner's per-worker set-up, if any.
     """
@@ -257,7 +257,7 @@ class _Engine:
         """Up to ``n`` items from the input; if it raises, what came before and the error.
 
         Items read before the input's own error are run and delivered like any
-        other; the error is raised after them (see :meth:`raise_input_error`).
+        other; the error is raised after them (see ``raise_input_error``).
         """
         chunk: list[Any] = []
         try:
@@ -525,12 +525,12 @@ def dispatch(
     control: Control | None = None,
     job_record: Callable[[int, int], Callable[[BatchResult], None] | None] | None = None,
 ) -> Iterator[BatchResult]:
-    """Run ``spec`` over ``items`` and yield one :class:`BatchResult` per batch.
+    """Run ``spec`` over ``items`` and yield one ``BatchResult`` per batch.
 
     Args:
         backend: where batches run.
         spec: the function and how to call it.
-        items: the inputs, pulled lazily; or a :class:`Feed` that callers add to.
+        items: the inputs, pulled lazily; or a ``Feed`` that callers add to.
         options: the run's options (policy, retries, timeout, chunksize...).
         collector: receives statistics.
         ordered: yield batches in input order (else as they complete).
@@ -538,11 +538,11 @@ def dispatch(
         progress: an object with ``update(n)`` (a tqdm bar) or ``None``.
         control: lets another thread interrupt the dispatch, or ``None``.
         job_record: ``job_record(first, count)`` gives the recorder a batch
-            carries to its worker (:attr:`~parallelize.worker.batch.Batch.record`),
+            carries to its worker (``record``),
             for backends whose jobs may outlive this process; ``None``: none.
 
     Yields:
-        Batch results; failed tasks appear as :class:`TaskFailure` entries.
+        Batch results; failed tasks appear as ``TaskFailure`` entries.
 
     Raises:
         Exception: under ``on_error="raise"``, the first task's error, as its own type.

@@ -34,7 +34,7 @@ INTERRUPT_JOIN_SECONDS = 1.5
 class Execution(TabularResults):
     """Work started in the background; results are kept and streamed on demand.
 
-    :meth:`to_dataframe` and :meth:`to_files` wait for the run to end and can be
+    ``to_dataframe`` and ``to_files`` wait for the run to end and can be
     called repeatedly.
 
     Args:
@@ -45,8 +45,8 @@ class Execution(TabularResults):
         skip_failures: leave failed tasks out of ``results()``.
         progress: the progress bar to close when the run ends, or ``None``.
         on_close: called once when the run ends, or ``None``.
-        layout: as for :class:`~parallelize.engine.stream.ResultStream`.
-        control: the engine's :class:`~parallelize.engine.dispatch.Control`: a Ctrl-C
+        layout: as for ``ResultStream``.
+        control: the engine's ``Control``: a Ctrl-C
             in any thread waiting on this run stops it and kills its tasks.
     """
 

@@ -1,8 +1,8 @@
 """Failures on their way to the caller: lost batches translated, failed batches built, errors raised.
 
 The backends translate their own engine's failures into the library's types
-(:class:`~parallelize.errors.WorkerCrashedError`,
-:class:`~parallelize.errors.PicklingError`, ...); this module only reads those
+(``WorkerCrashedError``,
+``PicklingError``, ...); this module only reads those
 types, never names or messages, and words the error for the tasks concerned.
 """
 

@@ -1,7 +1,7 @@
 """Ways into a running dispatch from other threads: a growing input, and an interrupt.
 
-- :class:`Feed`: ``runner.submit`` puts calls here while the engine runs.
-- :class:`Control`: a background run's waiting caller stops it as Ctrl-C would.
+- ``Feed``: ``runner.submit`` puts calls here while the engine runs.
+- ``Control``: a background run's waiting caller stops it as Ctrl-C would.
 
 Both wake the engine by putting a marker on its done queue, so the engine
 never polls them.
@@ -36,7 +36,7 @@ class Feed:
 
     The engine takes what is waiting whenever a worker can use it (several
     calls submitted in a row travel as one batch) and never blocks on the feed:
-    :meth:`put` and :meth:`close` wake it instead.
+    ``put`` and ``close`` wake it instead.
     """
 
     def __init__(self) -> None:
@@ -100,7 +100,7 @@ class Control:
 
     A background run (``ModelEvaluator``, ``runner.run``) drives its engine in a
     thread of its own; when the user's Ctrl-C lands in the thread waiting on it,
-    that thread calls :meth:`interrupt` and the engine stops at once.
+    that thread calls ``interrupt`` and the engine stops at once.
     """
 
     def __init__(self) -> None:

@@ -1,6 +1,6 @@
 """Retries that wait: the timer they wait on, and batch results held until their retries are back.
 
-The run's :class:`~parallelize.retry.RetryPolicy` decides; this module keeps
+The run's ``RetryPolicy`` decides; this module keeps
 the waiting out of every worker::
 
     worker: task fails, policy wants a wait ──> BatchResult.retry_after[pos] = wait
@@ -9,7 +9,7 @@ the waiting out of every worker::
             every retry back ──> the held result goes on to the error policy and ordering
 
 A timeout or a crash of a one-task slot goes on the same timer
-(:meth:`Retries.again`), with the same attempt count.
+(``Retries.again``), with the same attempt count.
 """
 
 from __future__ import annotations

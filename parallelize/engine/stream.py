@@ -1,6 +1,6 @@
 """A lazy stream of results: what ``Parallelize.map`` returns.
 
-Iterating pulls batches from the engine (see :mod:`parallelize.engine.dispatch`) in the
+Iterating pulls batches from the engine (see ``parallelize.engine.dispatch``) in the
 caller's thread, so nothing runs ahead of the consumer by more than a bounded
 window of batches, and an infinite input is fine.
 """
@@ -26,9 +26,9 @@ class ResultStream(TabularResults, Iterator[T], Generic[T]):
 
     Generic in the result type: ``runner.map(f, xs)`` is a ``ResultStream[R]``
     when ``f`` returns ``R`` (under ``on_error="collect"`` a failed task's place
-    holds a :class:`~parallelize.TaskFailure` instead).
+    holds a ``TaskFailure`` instead).
 
-    :meth:`to_dataframe` and :meth:`to_files` consume the rest of the stream.
+    ``to_dataframe`` and ``to_files`` consume the rest of the stream.
 
     Args:
         batches: the engine's batch results.
@@ -36,8 +36,8 @@ class ResultStream(TabularResults, Iterator[T], Generic[T]):
         skip_failures: drop failed tasks (``on_error="skip"``).
         progress: the progress bar to close at the end, or ``None``.
         on_close: called once when the batches end or the stream is closed, or ``None``.
-        layout: how inputs become columns in :meth:`to_dataframe` (a
-            :class:`~parallelize.results.frame.FrameLayout`); default ``map`` style.
+        layout: how inputs become columns in ``to_dataframe`` (a
+            ``FrameLayout``); default ``map`` style.
     """
 
     def __init__(

@@ -5,7 +5,7 @@
     submit(f, *args) ──> Call ──> Feed ──> dispatch (a background thread) ──> backend
           Future <── set_result / set_exception <── BatchResult, per Call <──┘
 
-Every submitted call goes through :func:`~parallelize.engine.dispatch.dispatch`, so the
+Every submitted call goes through ``dispatch``, so the
 runner's ``timeout``, ``retries``, crash isolation, statistics and progress apply
 to it exactly as to a ``map``. Calls submitted in a row travel together in one
 batch when workers are busy, and each call's future gets its own outcome: the

@@ -1,7 +1,7 @@
 """The local queue's supervisor: ``python -m parallelize.jobs.local PLAN``.
 
 ``PLAN`` is a JSON file ``{"max_running": N, "jobs": [folder, ...]}`` written by
-:class:`~parallelize.jobs.queues.LocalQueue`. The supervisor runs each folder's
+``LocalQueue``. The supervisor runs each folder's
 ``job.sh`` with ``/bin/bash``, in that folder, ``N`` at a time and in order,
 its stdout and stderr going to ``stdout`` and ``stderr`` there. Each job runs
 in a session of its own (so a cancel can stop its whole process group); the

@@ -61,17 +61,17 @@ def metrics(
             - a jobs table (a DataFrame with a ``work_dir`` column, as ``submit``
               returns): the parameters are ``source.attrs["params"]`` (those
               still columns) or else every column that is not one of
-              :data:`~parallelize.jobs.table.JOB_COLUMNS`;
+              ``JOB_COLUMNS``;
             - a results frame, from ``to_dataframe()`` of a runner's stream, an
               execution or a ``ModelEvaluator`` (a DataFrame with an ``error``
               column);
             - the path of a folder written by ``to_files()``, read with
-              :func:`~parallelize.read_results`.
+              ``read_results``.
         pattern: for a jobs table, the glob pattern(s) of the metrics files in
             each job's folder, matched against file names (not recursive);
             default ``("*.metrics", "*.csv")``. Ignored for results.
         wait: for a jobs table, first wait for the jobs still queued or
-            running (:func:`~parallelize.jobs.wait`); ``False`` gathers what
+            running (``wait``); ``False`` gathers what
             the files hold now.
         timeout: the longest wait, in seconds (default none).
 

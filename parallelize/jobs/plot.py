@@ -6,7 +6,7 @@
     y[0]   mean ± spread   mean ± spread      one line per hue value,
     y[1]   mean ± spread   mean ± spread      averaged over every other parameter
 
-The figure is a :class:`matplotlib.figure.Figure` built without pyplot, so no
+The figure is a ``matplotlib.figure.Figure`` built without pyplot, so no
 global state changes: it works headless, shows itself in a notebook, and
 ``fig.savefig("sweep.png")`` writes it. matplotlib is an optional extra,
 imported on the first call.
@@ -63,7 +63,7 @@ def plot(
     metric.
 
     Args:
-        df: a table of parameters and metrics, e.g. :func:`~parallelize.jobs.metrics.metrics`.
+        df: a table of parameters and metrics, e.g. ``metrics``.
         x: the parameter column(s), one panel column each.
         y: the metric column(s), one panel row each; numbers (text that is not
             a number counts as missing).
@@ -74,7 +74,7 @@ def plot(
             (from the minimum to the maximum) or ``None`` (the mean alone).
 
     Returns:
-        The :class:`matplotlib.figure.Figure`; ``fig.axes`` lists the panels row by row.
+        The ``matplotlib.figure.Figure``; ``fig.axes`` lists the panels row by row.
 
     Raises:
         ConfigError: ``df`` is not a DataFrame; ``x``, ``y`` or ``hue`` is not

@@ -7,7 +7,7 @@ One interface, two kinds::
     LocalQueue(max_running)                   a detached supervisor process runs the scripts,
                                               max_running at a time; state read from files
 
-A job is named by a :class:`JobRef`, kept in its folder's ``job.json``, so a
+A job is named by a ``JobRef``, kept in its folder's ``job.json``, so a
 sweep can be re-opened after the submitting process is gone.
 """
 
@@ -85,7 +85,7 @@ class Queue(abc.ABC):
 
     Attributes:
         name: the ``use=`` name.
-        submits_together: :meth:`submit` takes all of a sweep's jobs at once
+        submits_together: ``submit`` takes all of a sweep's jobs at once
             (else one job per call, unless they go as one array).
     """
 
@@ -150,7 +150,7 @@ def _resolve(pattern: str, work_dir: Path, job_id: str, job_name: str) -> str:
 
 
 class SchedulerQueue(Queue):
-    """Slurm, Grid Engine or PBS, through :mod:`parallelize.scheduler`."""
+    """Slurm, Grid Engine or PBS, through ``parallelize.scheduler``."""
 
     def __init__(self, name: str) -> None:
         self.name = name

@@ -87,9 +87,9 @@ def submit(
     """Fill ``template`` and ``name`` for every point of ``space`` and submit the jobs.
 
     Args:
-        template: the job script, a format string (see :mod:`parallelize.jobs.template`).
+        template: the job script, a format string (see ``parallelize.jobs.template``).
         name: the job name format, e.g. ``"job_{lr}_{layers}"`` or ``"run_{hash}"``.
-        space: a :class:`~parallelize.ParamSpace`, or any iterable of dicts.
+        space: a ``ParamSpace``, or any iterable of dicts.
         use: ``"slurm"``, ``"sge"``, ``"pbs"``, or ``"local"`` (local processes).
         work_dir: the sweep's folder (default: the current directory); each job
             runs in ``work_dir/<job_name>/``.

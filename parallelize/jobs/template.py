@@ -2,7 +2,7 @@
 
 Placeholders available to both: every parameter of the point, and ``hash``
 (also spelled ``params_hash``), the point's stable content hash
-(:func:`parallelize.params_hash`: the same in every run and on every machine).
+(``parallelize.params_hash``: the same in every run and on every machine).
 The template also gets ``job_name`` (the filled name) and ``work_dir`` (the
 job's own folder, where it runs). Every point is filled and checked before
 anything is written or submitted: a placeholder a point does not define, a

@@ -1,13 +1,13 @@
 """How each column of a part file is stored: as it is, or as text the reader turns back.
 
-A file's index levels and columns are each a :class:`Slot`: the real name, the
+A file's index levels and columns are each a ``Slot``: the real name, the
 stored name (unique text), the values, and how they go into the file::
 
     values ──choose──> as they are   numbers, bools, dates, categories, and what the format keeps
                   └──> "str"         CSV: plain strings, read back as str ("n/a", "001" included)
                   └──> "text"        anything else: texts and kinds (see parallelize.results.text)
 
-:func:`stored_frame` builds the frame that goes into the file; :meth:`Slot.entry`
+``stored_frame`` builds the frame that goes into the file; ``Slot.entry``
 what the manifest says of each column. For Parquet, the helpers below store
 text columns with one schema in every file and keep their kinds in the file's
 own metadata. pandas and pyarrow are passed in (``pd``, ``pa``, ``pq``), never

@@ -13,18 +13,18 @@
            _results.json        (format, names, dtypes and conversions, for read_results)
 
 Each file holds consecutive rows, and files are numbered in the order their rows
-arrive (see :mod:`parallelize.results.folder` for the layout of the folder). A
+arrive (see ``parallelize.results.folder`` for the layout of the folder). A
 file is written under a hidden temporary name, flushed, fsynced and renamed
-(:func:`~parallelize.durable.atomic_write`): no half-written file is ever
+(``atomic_write``): no half-written file is ever
 visible under a final name, even after a crash. The manifest is written before
 the file it describes, so a crash never leaves a file read with a wrong layout.
 If the run stops on an error, the rows received before it are written first,
 then the error is raised.
 
 Parquet (the default) needs pyarrow (``pip install "parallelize[parquet]"``);
-without it parallelize raises :class:`~parallelize.errors.BackendUnavailableError`
+without it parallelize raises ``BackendUnavailableError``
 before any work is done rather than silently switching format. CSV needs
-nothing extra. :func:`~parallelize.results.reading.read_results` gives back the
+nothing extra. ``read_results`` gives back the
 frame that was written: CSV floats exactly, dtypes as they were, strings such
 as ``"n/a"`` or ``"001"`` as strings.
 
@@ -33,9 +33,9 @@ as ``"n/a"`` or ``"001"`` as strings.
 class, bytes mixed with str; CSV holds only text, so anything in an object
 column but plain strings) is stored *as text* in that file, with one kind per
 row that tells ``read_results`` how to get each value back (the table of kinds
-is in :mod:`parallelize.results.text`).
+is in ``parallelize.results.text``).
 
-Each such column is reported in :attr:`WriteSummary.conversions` (which file,
+Each such column is reported in ``WriteSummary.conversions`` (which file,
 which column, why) and in ``str(summary)``; so is a column whose type changes
 from one file to the next (integers in one, strings in the next): each file
 keeps its own type and ``read_results`` gives every value back, but a reader
@@ -50,7 +50,7 @@ bool, None and tuples of these come back exactly, anything else as its repr
 (reported). ``read_results(folder).columns`` equals the written frame's columns.
 
 If a file cannot be written at all (disk full, no permission), the error is an
-:class:`OSError` naming the folder, the part and the rows left unwritten.
+``OSError`` naming the folder, the part and the rows left unwritten.
 """
 
 from __future__ import annotations
@@ -398,7 +398,7 @@ def write_results(
     """Write batch results to ``folder`` as they arrive, ``max_rows`` rows per file.
 
     What ``to_files`` on a stream, an execution or a ``ModelEvaluator`` calls.
-    Rows are those of :func:`~parallelize.results.frame.results_frame`, written in
+    Rows are those of ``results_frame``, written in
     the order the batches arrive. Options are checked (and pyarrow looked for)
     before the first batch is pulled, so a mistake costs no work.
 
@@ -406,9 +406,9 @@ def write_results(
     store as it is (``"n/a"`` among integers, dicts, sets, objects of your own
     classes) is stored as text in that file, with what ``read_results``
     needs to give the values back, and reported in
-    :attr:`WriteSummary.conversions`; so is a column changing type from one
+    ``WriteSummary.conversions``; so is a column changing type from one
     file to the next. Column names need not be strings (see
-    :mod:`parallelize.results.files`).
+    ``parallelize.results.files``).
 
     Args:
         batches: batch results with their ``items`` attached.
@@ -424,13 +424,13 @@ def write_results(
             (Parquet compresses; CSV text of numbers can be larger).
         format: ``"parquet"`` (default) or ``"csv"``.
         reduce_mem_usage: downcast each file's numeric columns first, keeping
-            every value (see :func:`~parallelize.results.memory.reduce_mem_usage`);
+            every value (see ``reduce_mem_usage``);
             dtypes may then differ between files.
         overwrite: delete the ``part-*`` files and manifest already in
             ``folder`` first; otherwise such a folder is an error.
 
     Returns:
-        A :class:`WriteSummary`.
+        A ``WriteSummary``.
 
     Raises:
         ConfigError: a bad option, or ``folder`` already holds results.

@@ -9,12 +9,12 @@
 
 ``part-`` is followed by at least six digits: names sort in input order for an
 ordered run, and readers sort numerically, so more than a million files still
-load in order. The manifest (:data:`MANIFEST`) records the format, the index
+load in order. The manifest (``MANIFEST``) records the format, the index
 names, whether the run completed (``"complete": false`` after an error), and
 for each run of files (``"layouts"``, each holding from its part number
 ``"from"`` on) the stored name, real name and dtype of every column. Parquet
 files keep the kinds of their columns stored as text in their own schema
-metadata (:data:`KINDS_KEY`); CSV files in the manifest.
+metadata (``KINDS_KEY``); CSV files in the manifest.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ MANIFEST = "_results.json"
 #: 2 adds the stored names, dtypes and conversions ("layouts") to version 1.
 MANIFEST_VERSION = 2
 
-#: The name of a part file, and of a part file being written (see :func:`~parallelize.durable.atomic_write`).
+#: The name of a part file, and of a part file being written (see ``atomic_write``).
 PART = re.compile(r"part-(\d{6,})\.(parquet|csv)")
 TEMP = re.compile(r"\.part-\d{6,}\.(parquet|csv)\.[0-9a-f]+\.tmp")
 
@@ -67,7 +67,7 @@ def part_name(number: int, fmt: str) -> str:
 
 
 def part_number(path: Path) -> int:
-    """The number of the part file ``path`` (a name matching :data:`PART`)."""
+    """The number of the part file ``path`` (a name matching ``PART``)."""
     m = PART.fullmatch(path.name)
     assert m is not None
     return int(m.group(1))

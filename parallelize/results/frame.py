@@ -10,7 +10,7 @@
 - **Index**: the task's position in the input (named ``task``); for
   ``map_rows`` the input frame's own index labels (and names) instead. A task
   that returned a list of dicts gives several rows sharing its index value.
-- **Parameters**: a mapping input (a :class:`~parallelize.Params` point, a dict)
+- **Parameters**: a mapping input (a ``Params`` point, a dict)
   gives one column per key; a ``starmap`` tuple gives ``arg0, arg1, ...``; any
   other input gives an ``input`` column; ``map_rows`` gives none (join the
   result to the input frame on the index).
@@ -26,7 +26,7 @@ or one of those columns is renamed ``result_<name>``.
 
 Anything that holds batch results (a ``map`` stream, an execution, a
 ``ModelEvaluator``) gets ``to_dataframe()`` and ``to_files()`` from
-:class:`~parallelize.results.tabular.TabularResults`.
+``TabularResults``.
 
 pandas is imported only when a frame is built, so importing parallelize (in
 the parent or in a worker process) stays cheap.
@@ -60,7 +60,7 @@ META_COLUMNS = ("duration", "worker", "error")
 #: The name of the index holding each task's input position.
 TASK_INDEX = "task"
 
-#: How an input item becomes parameter columns (see :class:`FrameLayout`).
+#: How an input item becomes parameter columns (see ``FrameLayout``).
 INPUT_KINDS = ("arg", "star", "kwargs", "rows")
 
 

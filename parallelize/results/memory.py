@@ -36,7 +36,7 @@ _MB = 2**20
 
 @dataclass(frozen=True)
 class MemoryReport:
-    """What :func:`reduce_mem_usage` did; ``print()`` it for a one-line summary.
+    """What ``reduce_mem_usage`` did; ``print()`` it for a one-line summary.
 
     Attributes:
         before: bytes the frame took (``memory_usage(deep=True)``, index included).
@@ -135,7 +135,7 @@ def reduce_mem_usage(df: pd.DataFrame) -> tuple[pd.DataFrame, MemoryReport]:
 
     Returns:
         ``(reduced, report)``: a new frame with the same index, columns and
-        values, and a :class:`MemoryReport` of the bytes before and after.
+        values, and a ``MemoryReport`` of the bytes before and after.
 
     Example:
         >>> reduced, report = reduce_mem_usage(frame)

@@ -10,7 +10,7 @@
 
 Files are read in numeric order, each with the layout that holds from its part
 number on; a column stored as text comes back through
-:func:`~parallelize.results.text.from_text`. A folder written before the
+``from_text``. A folder written before the
 manifest had layouts (version 1) is read with the index names alone.
 """
 
@@ -152,7 +152,7 @@ def read_results(folder: str | os.PathLike[str]) -> pd.DataFrame:
     What comes back: the rows as written, in order, with their values and
     dtypes; CSV strings stay strings (``"n/a"``, ``"001"``, ``""``). A column a
     file stored as text (see
-    :attr:`~parallelize.results.summary.WriteSummary.conversions`) comes back
+    ``conversions``) comes back
     as an object column of the original values: the same str, int, float,
     bool, None, NaN, Decimal, date or datetime; an equal dict, set, tuple,
     list, bytes or complex of such values; and the ``repr`` (a str) of

@@ -1,8 +1,8 @@
-"""What :func:`~parallelize.results.files.write_results` reports: a WriteSummary and its Conversions.
+"""What ``write_results`` reports: a WriteSummary and its Conversions.
 
-A :class:`WriteSummary` is a frozen record of raw numbers (files, rows, bytes,
+A ``WriteSummary`` is a frozen record of raw numbers (files, rows, bytes,
 bytes saved in memory); ``str(summary)`` formats it, naming at most a few
-:class:`Conversion` (columns stored as text, changing type between files, or
+``Conversion`` (columns stored as text, changing type between files, or
 with a name that cannot be kept) and counting the rest.
 """
 
@@ -31,8 +31,8 @@ class Conversion:
         file: the file concerned.
         column: the column's name (an index level's name when ``index``).
         kind: ``"text"``: the file stores the column's values as text, with
-            each value's kind, and :func:`~parallelize.results.reading.read_results`
-            gives them back (see :mod:`parallelize.results.text` for what comes back);
+            each value's kind, and ``read_results``
+            gives them back (see ``parallelize.results.text`` for what comes back);
             ``"type"``: the column has another type in this file than in an
             earlier one; ``"name"``: the name cannot be kept and comes back as
             its repr.
@@ -53,7 +53,7 @@ class Conversion:
 
 @dataclass(frozen=True)
 class WriteSummary:
-    """What :func:`~parallelize.results.files.write_results` wrote.
+    """What ``write_results`` wrote.
 
     Attributes:
         folder: the output folder.

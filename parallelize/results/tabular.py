@@ -1,10 +1,10 @@
 """to_dataframe() and to_files() for anything that holds batch results.
 
 A ``map`` stream, an execution and a ``ModelEvaluator`` each subclass
-:class:`TabularResults` and say, in ``_table_source``, which batches to use and
-how (:class:`TableSource`); the table itself is built by
-:func:`~parallelize.results.frame.results_frame`, the files written by
-:func:`~parallelize.results.files.write_results` (imported on first use). This
+``TabularResults`` and say, in ``_table_source``, which batches to use and
+how (``TableSource``); the table itself is built by
+``results_frame``, the files written by
+``write_results`` (imported on first use). This
 module sits above both, so that neither imports the other.
 """
 
@@ -28,7 +28,7 @@ __all__ = ["TableSource", "TabularResults"]
 
 @dataclass(frozen=True)
 class TableSource:
-    """The batch results to tabulate, and how: what :class:`TabularResults` asks for.
+    """The batch results to tabulate, and how: what ``TabularResults`` asks for.
 
     Attributes:
         batches: the batch results (with their ``items`` attached), pulled lazily.
@@ -45,9 +45,9 @@ class TableSource:
 
 
 class TabularResults(ABC):
-    """Gives a holder of batch results :meth:`to_dataframe` and :meth:`to_files`.
+    """Gives a holder of batch results ``to_dataframe`` and ``to_files``.
 
-    Subclasses say which batches to use in :meth:`_table_source`: a ``map``
+    Subclasses say which batches to use in ``_table_source``: a ``map``
     stream the ones it has not handed out yet, an execution every batch of
     the run in input order.
     """
@@ -68,15 +68,15 @@ class TabularResults(ABC):
         task under ``on_error="collect"``). The index is the task's input
         position, named ``task`` (for ``map_rows``: the input's labels; for a
         ``ModelEvaluator``: the point's position in the grid). See
-        :mod:`parallelize.results.frame` for the exact rules.
+        ``parallelize.results.frame`` for the exact rules.
 
-        An :class:`~parallelize.engine.execution.Execution` or a ``ModelEvaluator``
+        An ``Execution`` or a ``ModelEvaluator``
         waits for the run to end and can be asked again. A ``map`` stream is
         consumed: one already partly iterated gives only the tasks whose values
         were not yet handed out, and is exhausted afterwards.
 
         Returns:
-            A :class:`pandas.DataFrame`.
+            A ``pandas.DataFrame``.
 
         Raises:
             ConfigError: a ``ModelEvaluator`` that has not run yet.
@@ -112,15 +112,15 @@ class TabularResults(ABC):
         reduce_mem_usage: bool = False,
         overwrite: bool = False,
     ) -> WriteSummary:
-        """Write the rows of :meth:`to_dataframe` to files as the results arrive.
+        """Write the rows of ``to_dataframe`` to files as the results arrive.
 
         Every ``max_rows`` rows go to ``part-000000.parquet``,
         ``part-000001.parquet``... in the order the results arrive: input order,
         except for the stream of a map started with ``ordered=False``. Returns
-        once the last row is written: like :meth:`to_dataframe`, it waits for
+        once the last row is written: like ``to_dataframe``, it waits for
         the run of an execution or ``ModelEvaluator`` and consumes the rest of a
-        stream. Read the files back with :func:`parallelize.read_results`. See
-        :func:`parallelize.results.files.write_results`.
+        stream. Read the files back with ``parallelize.read_results``. See
+        ``parallelize.results.files.write_results``.
 
         No value stops the writing: a column a file cannot store as it is
         (``"n/a"`` among integers, dicts, sets, objects of your own classes) is
@@ -135,11 +135,11 @@ class TabularResults(ABC):
                 megabytes (2**20 bytes) in memory; default ``None``: no limit.
             format: ``"parquet"`` (default; needs pyarrow) or ``"csv"``.
             reduce_mem_usage: downcast numeric columns of each file first
-                (values unchanged; see :func:`parallelize.reduce_mem_usage`).
+                (values unchanged; see ``parallelize.reduce_mem_usage``).
             overwrite: replace results already in ``folder`` (else an error).
 
         Returns:
-            A :class:`~parallelize.results.summary.WriteSummary` (files, rows, bytes, and
+            A ``WriteSummary`` (files, rows, bytes, and
             the columns stored as text or changing type between files).
 
         Raises:

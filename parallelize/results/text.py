@@ -26,7 +26,7 @@ l      a value whose repr ``ast.literal_eval`` gives  an equal value of the
 r      anything else (objects of your own classes)    its ``repr``, a str
 =====  =============================================  ========================
 
-Column and index names go into the manifest as JSON (:func:`label_json`):
+Column and index names go into the manifest as JSON (``label_json``):
 str, int, float, bool, None and tuples of these come back exactly, anything
 else as its repr.
 
@@ -132,7 +132,7 @@ def to_text(values: Iterable[Any], pd: Any) -> tuple[list[str | None], str, list
 
 
 def from_text(texts: Iterable[Any], kinds: list[str], pd: Any) -> list[Any]:
-    """The values that :func:`to_text` turned into ``texts``; a text that does
+    """The values that ``to_text`` turned into ``texts``; a text that does
     not parse (a damaged file) is given back as it is."""
     missing = {"n": None, "m": math.nan, "a": pd.NA, "z": pd.NaT}
     parse: dict[str, Any] = {
@@ -169,7 +169,7 @@ def expand_kinds(runs: str) -> list[str]:
 
 
 def label_json(label: Any) -> Any:
-    """A JSON value from which :func:`label_from_json` gives ``label`` back: exactly
+    """A JSON value from which ``label_from_json`` gives ``label`` back: exactly
     for str, int, float, bool, None and tuples of them, else its repr."""
     label = _as_python(label)
     if label is None or type(label) in (str, int, bool):
@@ -182,7 +182,7 @@ def label_json(label: Any) -> Any:
 
 
 def label_from_json(data: Any) -> Any:
-    """The name that :func:`label_json` turned into ``data``."""
+    """The name that ``label_json`` turned into ``data``."""
     if isinstance(data, dict):
         if "tuple" in data:
             return tuple(label_from_json(x) for x in data["tuple"])
@@ -195,7 +195,7 @@ def label_from_json(data: Any) -> Any:
 
 
 def label_exact(data: Any) -> bool:
-    """``data`` (from :func:`label_json`) gives its name back exactly, not as a repr."""
+    """``data`` (from ``label_json``) gives its name back exactly, not as a repr."""
     if isinstance(data, dict):
         return "repr" not in data and all(label_exact(x) for x in data.get("tuple", ()))
     return True

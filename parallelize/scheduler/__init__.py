@@ -1,6 +1,6 @@
 """Batch schedulers (Slurm, Grid Engine, PBS/Torque): submit job-script arrays, read their state, cancel.
 
-The layer that the cluster backends (:mod:`parallelize.backends.cluster`) and
+The layer that the cluster backends (``parallelize.backends.cluster``) and
 shell-template sweeps stand on; it imports nothing of parallelize but the core.
 
 ========================  ==========================================================

@@ -1,7 +1,7 @@
 """The one interface over batch schedulers: submit an array of job scripts, ask its state, cancel.
 
-A *dialect* (:mod:`~parallelize.scheduler.slurm`, :mod:`~parallelize.scheduler.sge`,
-:mod:`~parallelize.scheduler.pbs`) knows its commands' flags and how to read
+A *dialect* (``slurm``, ``sge``,
+``pbs``) knows its commands' flags and how to read
 their output; nothing else here knows which scheduler runs underneath::
 
     submit_array(script, count, ...) ──sbatch / qsub──> job id
@@ -9,7 +9,7 @@ their output; nothing else here knows which scheduler runs underneath::
     status(job ids)                  ──one squeue / qstat for all──> {(job, index): Element}
     cancel(job ids or elements)      ──scancel / qdel──>
 
-Every command runs through :func:`run`, which turns "not installed", "refused"
+Every command runs through ``run``, which turns "not installed", "refused"
 and "did not answer" into the library's errors, quoting what the scheduler said.
 """
 
@@ -111,7 +111,7 @@ class Scheduler(abc.ABC):
         index_base: what the first element's index is in that variable (0 or 1).
         directive_prefix: how a job script's own option lines start (``#SBATCH``).
         reads_directives: whether the scheduler reads those lines itself when
-            it is given the script (else :meth:`submit_job` passes them as flags).
+            it is given the script (else ``submit_job`` passes them as flags).
 
     A job that is not an array is reported as element 0 of its own id.
     """
@@ -124,7 +124,7 @@ class Scheduler(abc.ABC):
     reads_directives: ClassVar[bool] = True
 
     def available(self) -> None:
-        """Raise :class:`BackendUnavailableError` if the scheduler's commands are missing."""
+        """Raise ``BackendUnavailableError`` if the scheduler's commands are missing."""
         if shutil.which(self.submit_command) is None:
             raise BackendUnavailableError(
                 f"the {self.name} backend needs {self.submit_command!r} on the PATH, and it is not there; "
@@ -234,7 +234,7 @@ class Scheduler(abc.ABC):
 
     @abc.abstractmethod
     def cancel_command_line(self, targets: Sequence[str]) -> list[str]:
-        """The command that cancels jobs or elements given as :meth:`element_id` or job ids."""
+        """The command that cancels jobs or elements given as ``element_id`` or job ids."""
 
     def element_id(self, job_id: str, index: int) -> str:
         """How the cancel command names one element."""

@@ -3,7 +3,7 @@
 ``PBS()`` asks ``qstat --version`` which one answers (PBS Pro prints
 ``pbs_version = ...`` on stdout, Torque ``Version: ...`` on stderr) and falls
 back to PBS Pro; ``PBS(flavour="torque")`` or ``PBS(flavour="pro")`` chooses,
-and returns a :class:`Torque` or a :class:`PBSPro`::
+and returns a ``Torque`` or a ``PBSPro``::
 
                    PBS Pro / OpenPBS                   Torque
     submit         qsub -J 0-N[%M] ...                 qsub -t 0-N[%M] ...
@@ -13,13 +13,13 @@ and returns a :class:`Torque` or a :class:`PBSPro`::
     one element    qdel 1234[5].server                 qdel 1234[5].server.domain
 
 The job id is the whole string ``qsub`` printed (``1234[].server``): that is what
-``qstat`` and ``qdel`` take, and :meth:`PBS.status` reports elements under it.
+``qstat`` and ``qdel`` take, and ``PBS.status`` reports elements under it.
 PBS Pro refuses a range whose end is not above its start (``chk_Jrange``), so
 a one-element array is ``-J 0-1:2`` (indices 0 only); Torque takes ``-t 0``.
 
 Logs. Neither flavour can put the array's job id into a ``-o`` path (PBS Pro
 expands only ``^array_index^``; Torque appends ``-INDEX`` to whatever path it
-is given), so the job writes its own: :meth:`PBS.script_header` starts the
+is given), so the job writes its own: ``PBS.script_header`` starts the
 script by redirecting stdout and stderr to ``{log_dir}/{job id}_{index}.out``
 and ``.err``, the log folder reaching the job as ``$PARALLELIZE_LOG_DIR``
 (``-v``). What PBS itself writes, such as a walltime kill, goes to a file PBS
@@ -120,7 +120,7 @@ _FINISHED = {"F", "X", "C"}
 def detect_flavour(timeout: float = DETECT_TIMEOUT_SECONDS) -> Flavour:
     """``"torque"`` or ``"pro"``, from ``qstat --version``; ``"pro"`` when it cannot tell.
 
-    Not through :func:`~parallelize.scheduler.base.run`: Torque prints its
+    Not through ``run``: Torque prints its
     version on stderr, which ``run`` does not return.
     """
     try:
@@ -313,7 +313,7 @@ class PBS(Scheduler):
         return ["qstat", "-f", "-w", "-t", "-x", *job_ids]
 
     def status(self, name: str, job_ids: Sequence[str]) -> dict[tuple[str, int], Element]:
-        """As :meth:`Scheduler.status`, matching ids by their number (``1234``), not the server's spelling."""
+        """As ``Scheduler.status``, matching ids by their number (``1234``), not the server's spelling."""
         if not job_ids:
             return {}
         out = run(self.status_command_line(name, job_ids), what="query", check=False)

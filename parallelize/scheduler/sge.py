@@ -1,12 +1,12 @@
 """Grid Engine's dialect (SGE 6.2+, Son of Grid Engine 8): ``qsub -terse -t``, one ``qstat -xml``, ``qdel``.
 
 Grid Engine counts array tasks from 1 (``qsub -t 0-3`` is refused: ``0 is an
-invalid task id``), so :attr:`GridEngine.index_base` is 1. Everything this
+invalid task id``), so ``GridEngine.index_base`` is 1. Everything this
 module hands back is 0-based as elsewhere (element ``k``); the scheduler's own
 number, ``k + 1``, is what the job sees in ``$SGE_TASK_ID``, what ``qdel ID.TASK``
 takes, and what names the element's logs: ``-o`` can only name a file with the
 pseudo-variables ``$JOB_ID`` and ``$TASK_ID``, so element ``k`` of job ``J``
-writes ``{log_dir}/{J}_{k + 1}.out`` and ``.err`` (:meth:`GridEngine.log_index`)::
+writes ``{log_dir}/{J}_{k + 1}.out`` and ``.err`` (``GridEngine.log_index``)::
 
     qsub -terse -t 1-N [-tc M] -N NAME -V -cwd -b y -shell no
          -o '{log_dir}/$JOB_ID_$TASK_ID.out' -e '{log_dir}/$JOB_ID_$TASK_ID.err'

@@ -1,9 +1,9 @@
 """What runs inside a worker: the user's calls, timed and recorded, one batch at a time.
 
-The parent ships a :class:`~parallelize.worker.batch.Batch` and gets back one
-:class:`~parallelize.worker.batch.BatchResult` (see :mod:`parallelize.worker.batch`).
-Nothing here imports the rest of parallelize but :mod:`parallelize.errors`,
-:mod:`parallelize.retry`, :mod:`parallelize.validate` and :mod:`parallelize.durable`, so a worker process
+The parent ships a ``Batch`` and gets back one
+``BatchResult`` (see ``parallelize.worker.batch``).
+Nothing here imports the rest of parallelize but ``parallelize.errors``,
+``parallelize.retry``, ``parallelize.validate`` and ``parallelize.durable``, so a worker process
 pays only for this package and cloudpickle.
 
 ========================  ==========================================================

@@ -1,8 +1,8 @@
 """What runs inside a worker: a batch of calls to the user's function.
 
-The parent never ships one task at a time. It ships a :class:`Batch` (the
+The parent never ships one task at a time. It ships a ``Batch`` (the
 function, how to call it, a slice of inputs and the index of the first one) and
-gets back one :class:`BatchResult`::
+gets back one ``BatchResult``::
 
     parent                                   worker (thread, process or remote)
     ------                                   ------
@@ -46,14 +46,14 @@ class Batch:
 
     Attributes:
         func: the user's function.
-        call: one of :data:`CALL_MODES`.
+        call: one of ``CALL_MODES``.
         items: the inputs, in order.
         first: the index of ``items[0]`` in the whole input.
         fixed: keyword arguments passed to every call.
         stop_on_error: stop at the first failure (the caller will raise anyway).
         retry: the run's retry policy. A retry without a wait runs here at
             once; one with a wait is handed back to the parent
-            (:attr:`BatchResult.retry_after`), which waits on a timer while
+            (``BatchResult.retry_after``), which waits on a timer while
             this worker goes on with other tasks.
         attempt: the attempt number of these tasks' first try here (1, or
             more when the parent sends a task again).
@@ -88,12 +88,12 @@ class Batch:
 
 @dataclass
 class BatchResult:
-    """What a worker sends back for one :class:`Batch`.
+    """What a worker sends back for one ``Batch``.
 
     Attributes:
         first: index of the batch's first task.
         values: one entry per task run; a failed task's entry is its
-            :class:`TaskFailure`.
+            ``TaskFailure``.
         durations: seconds each task took in the worker (``array('d')``).
         failures: positions (within the batch) of the failed tasks.
         worker: the name of the worker that ran it.
@@ -107,7 +107,7 @@ class BatchResult:
             retry policy wants tried again, with the seconds to wait first; the
             parent sends them again and puts their outcome in their place.
         recorded: the worker made the successes durable itself
-            (:attr:`Batch.record`); the parent need not record them again.
+            (``Batch.record``); the parent need not record them again.
     """
 
     first: int
@@ -231,7 +231,7 @@ _on_start: list[Callable[[], None] | None] = [None]
 
 
 def set_start_hook(hook: Callable[[], None] | None) -> None:
-    """Have :func:`report_start` call ``hook`` once, for the job about to run (``None``: no one)."""
+    """Have ``report_start`` call ``hook`` once, for the job about to run (``None``: no one)."""
     _on_start[0] = hook
 
 
@@ -253,7 +253,7 @@ def run_batch(batch: Batch) -> BatchResult:
         batch: the tasks to run.
 
     Returns:
-        The batch's :class:`BatchResult`.
+        The batch's ``BatchResult``.
     """
     failed_setup = setup_failure(batch.setup_token)
     if failed_setup is not None:
@@ -443,7 +443,7 @@ def _grouped_loop(
     group: int,
     groups: list[tuple[float, int]],
 ) -> tuple[int, tuple[BaseException, str, float] | None]:
-    """Like :func:`_fast_loop`, timing groups of ``group`` tasks at once (each noted in ``groups``).
+    """Like ``_fast_loop``, timing groups of ``group`` tasks at once (each noted in ``groups``).
 
     For tasks of a few microseconds, reading the clock around each one would
     cost more than the task; each task of a group is credited the group's mean.

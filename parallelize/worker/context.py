@@ -1,8 +1,8 @@
 """What a worker knows about itself: its name, the shared data, its initializer's result.
 
 Kept per thread (a thread pool's workers are threads); a worker process has one.
-The runner's :class:`WorkerSetup` runs the initializer once per worker and
-installs the :class:`WorkerContext` that :func:`worker_context` returns.
+The runner's ``WorkerSetup`` runs the initializer once per worker and
+installs the ``WorkerContext`` that ``worker_context`` returns.
 """
 
 from __future__ import annotations
@@ -36,21 +36,21 @@ class InterruptFlag:
     there every ``KeyboardInterrupt`` is the task's own and is its failure. Only
     where a task runs in the caller's main thread (the serial backend) can the
     user's Ctrl-C land inside it; that backend installs a SIGINT handler that
-    sets :attr:`pending` before raising, and the interrupt goes on up.
+    sets ``pending`` before raising, and the interrupt goes on up.
     """
 
     pending = False
 
 
 def reraise_interrupt(exc: BaseException) -> None:
-    """Raise ``exc`` again if it is the user's own Ctrl-C (see :class:`InterruptFlag`)."""
+    """Raise ``exc`` again if it is the user's own Ctrl-C (see ``InterruptFlag``)."""
     if InterruptFlag.pending and isinstance(exc, KeyboardInterrupt):
         raise exc
 
 
 @dataclass(frozen=True)
 class WorkerContext:
-    """What a worker knows about itself, from :func:`worker_context`.
+    """What a worker knows about itself, from ``worker_context``.
 
     Attributes:
         worker: a name unique to this worker (host, pid and thread).
@@ -85,7 +85,7 @@ def worker_context() -> WorkerContext:
     gives a context with neither.
 
     Returns:
-        The current :class:`WorkerContext`.
+        The current ``WorkerContext``.
     """
     ctx = getattr(_local, "context", None)
     if ctx is None:
@@ -106,7 +106,7 @@ def swap_context(context: WorkerContext | None, token: str | None = None) -> tup
 
 
 def restore_context(previous: tuple[Any, Any]) -> None:
-    """Undo :func:`swap_context`."""
+    """Undo ``swap_context``."""
     _local.context, _local.token = previous
 
 

@@ -1,7 +1,7 @@
 """A task's failure as the caller sees it: the exception, its traceback, the arguments.
 
 Built in the worker, where the exception is raised, and made safe to send back
-(:func:`portable`); the parent re-raises it as its own type.
+(``portable``); the parent re-raises it as its own type.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class TaskFailure:
     Attributes:
         index: position of the task in its input (0-based).
         exception: the exception raised by the user's function (or a
-            :class:`~parallelize.errors.ParallelizeError` for timeouts and crashes).
+            ``ParallelizeError`` for timeouts and crashes).
         traceback: the worker's formatted traceback, or ``""``.
         arguments: a short ``repr`` of the task's input.
         attempts: how many times the task was tried.

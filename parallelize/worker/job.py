@@ -20,7 +20,7 @@ element's stderr to say what happened.
 
 With a checkpoint, the call's batch also appends its successes to the
 checkpoint folder before the ``.out`` is written
-(:class:`~parallelize.checkpoint.job_record.JobRecord`), and a later run on the
+(``JobRecord``), and a later run on the
 same folder waits for the elements of a run that died (``owner`` no longer
 alive) before it reads the checkpoint: that is reattaching.
 """

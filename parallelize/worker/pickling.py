@@ -1,7 +1,7 @@
 """How the user's functions and set-up travel to workers: pickled once, cached there.
 
 Functions, closures and lambdas go by cloudpickle; large NumPy arrays inside them
-by memory-mapped file (:mod:`parallelize.worker.shared_array`).
+by memory-mapped file (``parallelize.worker.shared_array``).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The original handed every thread one shared ``Queue``. Across processes and
 machines a shared queue would need a server, so each call gets its own
-:class:`ResultQueue` inside the worker; whatever the function ``put`` is sent
+``ResultQueue`` inside the worker; whatever the function ``put`` is sent
 back with the task and streamed to ``results()`` in order of ``put``.
 """
 
@@ -15,7 +15,7 @@ __all__ = ["QueueCall", "ResultQueue", "wants_queue"]
 
 
 class ResultQueue:
-    """Collects what a task reports with :meth:`put`; ``task_done`` and ``join``
+    """Collects what a task reports with ``put``; ``task_done`` and ``join``
     are accepted for compatibility and never block."""
 
     def __init__(self) -> None:

@@ -1,7 +1,7 @@
 """Large NumPy arrays cross to worker processes as memory-mapped files, not copies.
 
 Pickling a 200 MB array into every task costs time and a copy per task. Instead,
-an array of :data:`THRESHOLD_BYTES` or more is written once to a file in shared
+an array of ``THRESHOLD_BYTES`` or more is written once to a file in shared
 memory (``/dev/shm`` where there is one) and each task receives only its path;
 the worker maps the file read-only, so every worker shares the same pages::
 

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
         WorkerInitError,
     )
     from .model_evaluator import ModelEvaluator
-    from .mplock import MpLockReport, is_completed, mp_lock, mp_lock_values
+    from .mplock import MpLockReport, is_completed, is_mp_lock_completed, mp_lock, mp_lock_value, mp_lock_values
     from .options import RunOptions
     from .results.memory import MemoryReport, reduce_mem_usage
     from .results.reading import read_results
@@ -73,8 +73,10 @@ _LAZY: dict[str, str] = {
     "ModelEvaluator": "model_evaluator",
     "MpLockReport": "mplock",
     "is_completed": "mplock",
+    "is_mp_lock_completed": "mplock",
     "mp_lock": "mplock",
     "mp_lock_values": "mplock",
+    "mp_lock_value": "mplock",
     "RunOptions": "options",
     "Parallelize": "runner",
     "Params": "space",
@@ -126,7 +128,9 @@ __all__ = [
     "Checkpoint",
     "mp_lock",
     "mp_lock_values",
+    "mp_lock_value",
     "is_completed",
+    "is_mp_lock_completed",
     "MpLockReport",
     # results as tables and files
     "read_results",

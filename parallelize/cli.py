@@ -1,6 +1,6 @@
 """The command line: sweep a config file's parameters and save the results (mproc).
 
-A config file is a Python file that defines::
+A config file is a Python file that defines:
 
     CONFIG = {"lr": [0.1, 0.01], "depth": [2, 4, 8]}   # parameter name -> values
     def function(index_row): ...                        # or: function = my_function
@@ -10,7 +10,7 @@ and optionally ``MODE`` ("combinatorial", "uniform" or "random"), ``N_SAMPLES``,
 ``DataFrame.iterrows()`` gives it, the mproc way; "kwargs": ``function(**row)``).
 Command-line options override the file. Results are written while the sweep
 runs, every ``--max-rows`` rows, into files of at most about ``--max-mem`` MB,
-each row keeping the index of its parameter row::
+each row keeping the index of its parameter row:
 
     parallelize sweep MPROC_CONFIG.py --out results/ --workers 4 --mode random --n-samples 100
     python -m parallelize sweep MPROC_CONFIG.py --out results/ --format csv
@@ -54,10 +54,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, NoReturn, Sequence
 
+from . import __version__
 from .backends import available_backends
 from .errors import BackendUnavailableError, ConfigError, ResumeMismatchError
 from .options import ON_ERROR
-from .results.folder import FORMATS
+from .results.folder import FORMATS, require_pyarrow
 from .results.rows import PASS_AS, RowCall
 from .validate import check_callable, check_choice, check_int
 
@@ -192,6 +193,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="parallelize", description="Parallel parameter sweeps.")
+    parser.add_argument("--version", action="version", version=f"parallelize {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     sweep = sub.add_parser("sweep", help="sweep the parameters of a config file and save the results")
     sweep.add_argument("config", help="Python file defining CONFIG and function")
@@ -254,10 +256,8 @@ def _check_file_options(args: argparse.Namespace) -> None:
     check_int("--max-rows", args.max_rows, minimum=1)
     if args.max_mem is not None and not 0 < args.max_mem < float("inf"):
         raise ConfigError(f"--max-mem must be a positive number of megabytes, got {args.max_mem}")
-    if args.format == "parquet" and importlib.util.find_spec("pyarrow") is None:
-        raise BackendUnavailableError(
-            '--format parquet needs pyarrow: pip install "parallelize[parquet]", or pass --format csv'
-        )
+    if args.format == "parquet":
+        require_pyarrow("writing", instead="pass --format csv")
 
 
 def _sweep(args: argparse.Namespace) -> int:

@@ -1,5 +1,8 @@
 """multiprocessing_lib's API: ``mp_lock``, ``mp_lock_values`` and ``is_completed``.
 
+The original package's own spellings are here too: ``mp_lock_value`` (the name
+its code used for ``mp_lock_values``), ``is_mp_lock_completed`` and ``verbose=``.
+
 A thin layer over the runner's public batch interface (``run_batches``) and a
 ``Checkpoint`` that records only completion and
 calls ``save_callback`` before recording::
@@ -38,7 +41,7 @@ from .validate import check_callable, check_int
 from .worker.context import worker_context
 from .worker.failure import TaskFailure
 
-__all__ = ["MpLockReport", "is_completed", "mp_lock", "mp_lock_values"]
+__all__ = ["MpLockReport", "is_completed", "is_mp_lock_completed", "mp_lock", "mp_lock_value", "mp_lock_values"]
 
 #: Sub-folder of ``out_path`` holding the record of finished items.
 CHECKPOINT_FOLDER = "checkpoint"
@@ -85,12 +88,43 @@ def _no_init(shared_data: Any) -> dict[str, Any]:
     return {}
 
 
-def _check(process: Any, save_callback: Any, out_path: Any, save_batch: Any, init_function: Any) -> None:
+def _check_data_list(data_list: Any) -> None:
+    if isinstance(data_list, (str, bytes)):
+        raise ConfigError(
+            f"data_list must be a list (or another iterable) of items, got the string {data_list!r:.60}, "
+            "which would run once per character; pass [data_list] for one item"
+        )
+
+
+def _check_out_path(out_path: Any) -> None:
+    if not isinstance(out_path, (str, os.PathLike)):
+        raise ConfigError(f"out_path must be a folder path (str or os.PathLike), got {out_path!r}")
+    if not os.fspath(out_path):
+        raise ConfigError(
+            "out_path is empty; give the folder to keep the record of finished items and the saved data in "
+            "(it is created if needed), e.g. out_path='output'"
+        )
+
+
+def _progress(progress: bool, verbose: bool | None) -> bool:
+    """``verbose=`` is the original's spelling of ``progress=``."""
+    if verbose is None:
+        return progress
+    if not isinstance(verbose, bool):
+        raise ConfigError(f"verbose must be True or False, got {verbose!r}")
+    if progress and not verbose:
+        raise ConfigError("progress=True and verbose=False disagree; verbose= is another name for progress=, give one")
+    return verbose
+
+
+def _check(
+    data_list: Any, process: Any, save_callback: Any, out_path: Any, save_batch: Any, init_function: Any
+) -> None:
+    _check_data_list(data_list)
     check_callable("process", process, signature="process(item, shared_data, init_values)")
     check_callable("save_callback", save_callback, signature="save_callback(path, results, names)", allow_none=True)
     check_callable("init_function", init_function, signature="init_function(shared_data)", allow_none=True)
-    if not isinstance(out_path, (str, os.PathLike)):
-        raise ConfigError(f"out_path must be a folder path (str or os.PathLike), got {out_path!r}")
+    _check_out_path(out_path)
     check_int("save_batch", save_batch, minimum=1)
 
 
@@ -109,7 +143,7 @@ def _run(
     allow_pickle: bool,
     progress: bool,
 ) -> tuple[MpLockReport, list[Any]]:
-    _check(process, save_callback, out_path, save_batch, init_function)
+    _check(data_list, process, save_callback, out_path, save_batch, init_function)
     folder = Path(out_path)
     folder.mkdir(parents=True, exist_ok=True)
     data_path = str(folder / DATA_PREFIX)
@@ -173,6 +207,7 @@ def mp_lock(
     *,
     backend: BackendName = "process",
     progress: bool = False,
+    verbose: bool | None = None,
 ) -> MpLockReport:
     """Process every item in parallel, saving results in batches; resumable.
 
@@ -200,7 +235,9 @@ def mp_lock(
             return value is ``init_values`` (for models that cannot be pickled).
             Default: ``init_values`` is ``{}``.
         backend: ``"process"`` (default, as the original) or another backend name.
-        progress: show a progress bar.
+        progress: show a progress bar (default False).
+        verbose: the original's name for ``progress`` (there it defaulted to
+            True; here, as ``progress``, to quiet).
 
     Returns:
         An ``MpLockReport``; failed items are in ``.failures`` (and a
@@ -223,7 +260,7 @@ def mp_lock(
         keep_values=False,
         backend=backend,
         allow_pickle=False,
-        progress=progress,
+        progress=_progress(progress, verbose),
     )
     return report
 
@@ -241,6 +278,7 @@ def mp_lock_values(
     backend: BackendName = "process",
     progress: bool = False,
     allow_pickle: bool = False,
+    verbose: bool | None = None,
 ) -> list[Any]:
     """Like ``mp_lock``, and return the results in input order.
 
@@ -259,7 +297,8 @@ def mp_lock_values(
         shared_data: read-only data for ``process`` and ``init_function``.
         init_function: ``init_function(shared_data)``, once per worker.
         backend: ``"process"`` (default) or another backend name.
-        progress: show a progress bar.
+        progress: show a progress bar (default False).
+        verbose: the original's name for ``progress``.
         allow_pickle: load results that were pickled by an earlier run (needed
             to resume when results are not plain data). Loading a pickle can run
             code: only allow it for folders you wrote. Default False.
@@ -285,9 +324,13 @@ def mp_lock_values(
         keep_values=True,
         backend=backend,
         allow_pickle=allow_pickle,
-        progress=progress,
+        progress=_progress(progress, verbose),
     )
     return values
+
+
+#: The original package's code called ``mp_lock_values`` this (its README said ``mp_lock_values``).
+mp_lock_value = mp_lock_values
 
 
 def is_completed(data_list: Iterable[Any], out_path: str | os.PathLike[str]) -> bool:
@@ -303,6 +346,10 @@ def is_completed(data_list: Iterable[Any], out_path: str | os.PathLike[str]) -> 
     Raises:
         ResumeMismatchError: ``out_path`` records other items at some positions.
     """
-    if not isinstance(out_path, (str, os.PathLike)):
-        raise ConfigError(f"out_path must be a folder path (str or os.PathLike), got {out_path!r}")
+    _check_data_list(data_list)
+    _check_out_path(out_path)
     return Checkpoint(Path(out_path) / CHECKPOINT_FOLDER).is_completed(data_list)
+
+
+#: The original package's name for ``is_completed``.
+is_mp_lock_completed = is_completed

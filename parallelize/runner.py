@@ -36,7 +36,10 @@ from .worker.pickling import FunctionHandle
 from .worker.result_queue import QueueCall, wants_queue
 
 if TYPE_CHECKING:
+    import asyncio
+
     from .checkpoint.resume import Resume
+    from .engine.async_stream import AsyncResultStream
 
 __all__ = ["Parallelize"]
 
@@ -470,6 +473,104 @@ class Parallelize:
         self._last_collector = self._submit_collector
         return self._submitter.submit(func, args, kwargs)
 
+    # -- asyncio -----------------------------------------------------------------------
+
+    def asubmit(self, func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
+        """``submit`` for asyncio: ``value = await runner.asubmit(func, *args, **kwargs)``.
+
+        Call it while an event loop runs (in a coroutine). The call is
+        scheduled at once, exactly as by ``submit`` (same engine, options and
+        statistics); awaiting the future never blocks the loop.
+
+        Cancelling the awaiting task (or the future) cancels the call if it
+        still waits in the runner's queue of submitted calls. The engine hands
+        waiting calls to the backend, in batches, whenever its window of
+        batches has room, so a call is often handed over at once; a call
+        handed over, like a running one, runs to the end on every backend
+        (threads cannot be interrupted, and the engine kills a process worker
+        only for a timeout or Ctrl-C), and its outcome is dropped. On the
+        serial backend the call runs at once, in the loop's thread, as that
+        backend runs everything in the caller's thread.
+
+        Returns:
+            An ``asyncio.Future`` of the value, failing as ``submit``'s future would.
+
+        Raises:
+            RuntimeError: no event loop is running in this thread.
+            RunnerClosedError: the runner was shut down.
+        """
+        import asyncio
+
+        loop = asyncio.get_running_loop()  # first: no call is scheduled without a loop to await it
+        return asyncio.wrap_future(self.submit(func, *args, **kwargs), loop=loop)
+
+    def amap(
+        self,
+        func: Callable[..., R],
+        iterable: Iterable[Any],
+        *,
+        ordered: bool = True,
+        checkpoint: Any = None,
+        **overrides: Any,
+    ) -> AsyncResultStream[R]:
+        """``map`` for asyncio: ``async for result in runner.amap(func, iterable)``.
+
+        The same engine, options, statistics and checkpoint as ``map``; the
+        engine is driven from a thread of the stream's own, so the event loop
+        never blocks, and results reach the loop a batch at a time. Options
+        and the checkpoint are checked now, as by ``map``; nothing runs until
+        the stream is first iterated. ``aclose()``, the end of an
+        ``async with`` block or cancelling the iterating task closes the
+        stream: tasks no worker has started are cancelled, running ones
+        finish and are dropped (see ``AsyncResultStream``).
+
+        Args:
+            func: the function, called as ``func(item)``.
+            iterable: the inputs (read in the stream's thread).
+            ordered: yield in input order (default) or as tasks complete.
+            checkpoint: a folder (or ``Checkpoint``) to record finished tasks
+                in and resume from, as for ``map``. Default ``None``.
+            **overrides: per-call options, as for ``map``.
+
+        Returns:
+            An ``AsyncResultStream`` of the results.
+
+        Raises:
+            ConfigError: a bad option, or a ``timeout`` on the serial backend
+                (its tasks would run in the stream's thread, where no timeout
+                can be enforced).
+            ResumeMismatchError: ``checkpoint`` holds results for other inputs.
+        """
+        return self._async_stream(
+            lambda: self.map(func, iterable, ordered=ordered, checkpoint=checkpoint, **overrides), overrides
+        )
+
+    def astarmap(
+        self,
+        func: Callable[..., R],
+        iterable: Iterable[Iterable[Any]],
+        *,
+        ordered: bool = True,
+        checkpoint: Any = None,
+        **overrides: Any,
+    ) -> AsyncResultStream[R]:
+        """Like ``amap``, calling ``func(*item)`` for each item (a tuple of arguments)."""
+        return self._async_stream(
+            lambda: self.starmap(func, iterable, ordered=ordered, checkpoint=checkpoint, **overrides), overrides
+        )
+
+    def _async_stream(self, make: Callable[[], ResultStream[R]], overrides: dict[str, Any]) -> AsyncResultStream[R]:
+        from .engine.async_stream import AsyncResultStream
+
+        if self._backend.runs_inline and overrides.get("timeout", self.options.timeout) is not None:
+            raise ConfigError(
+                f"timeout={overrides.get('timeout', self.options.timeout)} cannot be enforced by amap on the "
+                f"{self._backend.name!r} backend: its tasks run in the stream's own thread, and only the main "
+                "thread receives SIGALRM; use backend='thread' or 'process', or map without a timeout"
+            )
+        skip = overrides.get("on_error", self.options.on_error) == "skip"
+        return AsyncResultStream(make(), skip_failures=skip)
+
     def statistics(self) -> Statistics:
         """Statistics of the most recent ``run``, ``map`` or grid (or of ``submit`` calls).
 
@@ -480,6 +581,22 @@ class Parallelize:
         return collector.snapshot()
 
     # -- lifetime ----------------------------------------------------------------------
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the last ``run`` to finish, as the original's ``join()`` waited for its threads.
+
+        Like ``Thread.join`` it does not raise the run's error: ``results()``
+        does. Returns at once when nothing was ``run``.
+
+        Args:
+            timeout: seconds to wait at most; ``None`` (default): until it ends.
+
+        Returns:
+            True if no run is going on any more.
+        """
+        if self._last_execution is None:
+            return True
+        return self._last_execution.wait(timeout)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Release the workers. Further calls raise ``RunnerClosedError``.

@@ -58,8 +58,6 @@ INDEX_FIELD = re.compile(r"__index_level_\d+__")
 #: Parquet schema metadata: kinds of the columns stored as text.
 KINDS_KEY = b"parallelize.kinds"
 
-_PARQUET_HINT = 'writing Parquet needs pyarrow: pip install "parallelize[parquet]", or pass format="csv"'
-
 
 def part_name(number: int, fmt: str) -> str:
     """The name of part file ``number`` in format ``fmt``: ``part-000003.csv``."""
@@ -73,23 +71,37 @@ def part_number(path: Path) -> int:
     return int(m.group(1))
 
 
-def require_pyarrow(action: str) -> Any:
-    """``pyarrow.parquet``, or a BackendUnavailableError saying how to install it.
+def require_pyarrow(action: str, instead: str = 'pass format="csv"') -> Any:
+    """``pyarrow.parquet``, or a BackendUnavailableError saying what is wrong.
+
+    pyarrow missing and pyarrow installed but failing to import (a library it
+    needs, a NumPy it was not built for) are told apart: the second names the
+    import's own error, since installing pyarrow would not help.
 
     Args:
         action: ``"writing"`` or ``"reading"``, for the message.
+        instead: the way around it offered when writing.
     """
+    alternative = f", or {instead}" if action == "writing" else ""
     try:
         import pyarrow  # noqa: F401
         import pyarrow.parquet as pq
-    except ImportError as exc:
-        hint = (
-            _PARQUET_HINT
-            if action == "writing"
-            else 'reading Parquet needs pyarrow: pip install "parallelize[parquet]"'
-        )
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("pyarrow", "pyarrow.parquet"):
+            raise _broken_pyarrow(action, exc, alternative) from exc
+        hint = f'{action} Parquet needs pyarrow: pip install "parallelize[parquet]"{alternative}'
         raise BackendUnavailableError(hint) from exc
+    except Exception as exc:  # installed, but its import fails for a reason of its own
+        raise _broken_pyarrow(action, exc, alternative) from exc
     return pq
+
+
+def _broken_pyarrow(action: str, exc: BaseException, alternative: str) -> BackendUnavailableError:
+    return BackendUnavailableError(
+        f"{action} Parquet needs pyarrow, which is installed but failed to import: "
+        f"{type(exc).__name__}: {exc}; repair that install (for example pip install --force-reinstall pyarrow, "
+        f"or a pyarrow built for this NumPy){alternative}"
+    )
 
 
 def prepare_folder(folder: Path, overwrite: bool) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import bisect
 import json
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +50,24 @@ def _cast(values: Any, dtype: Any, pd: Any) -> Any:
         return values.astype(object if dtype == "object" else dtype)
     except Exception:  # e.g. a dtype this pandas does not know: keep the values as read
         return values
+
+
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
+def _big_ints(column: Any, entry: dict[str, Any]) -> Any:
+    """Integers beyond 64 bits, which pandas before 3 reads from CSV as strings.
+
+    Only in an object column that was not text when written (the writer marks
+    text columns ``"as": "str"`` or ``"text"``), and only when every value is
+    such a string: then they can only have been those integers.
+    """
+    if entry.get("dtype") != "object" or "as" in entry or column.dtype != object:
+        return column
+    values = column.dropna()
+    if values.empty or not all(isinstance(v, str) and _INTEGER.fullmatch(v) for v in values):
+        return column
+    return column.map(lambda v: int(v) if isinstance(v, str) else v)
 
 
 def _restore(values: Any, entry: dict[str, Any], pd: Any, runs: Any = None) -> Any:
@@ -97,7 +116,8 @@ def _read_part(path: Path, layout: dict[str, Any], pd: Any) -> pd.DataFrame:
         name = entry.get("name")
         if name in frame.columns:
             column = frame[name]
-            restored = _restore(column, entry, pd, kinds.get("columns", {}).get(name))
+            read = _big_ints(column, entry) if path.suffix == ".csv" else column
+            restored = _restore(read, entry, pd, kinds.get("columns", {}).get(name))
             if restored is not column:
                 frame[name] = restored
     if len(levels) == frame.index.nlevels:

@@ -13,7 +13,9 @@ if TYPE_CHECKING:
     from .batchify import Batchify
     from .checkpoint import Checkpoint
     from .decorator import ParallelFunction, parallel
+    from .engine.async_stream import AsyncResultStream
     from .engine.execution import Execution
+    from .engine.progress import PlainProgress
     from .engine.stream import ResultStream
     from .errors import (
         BackendUnavailableError,
@@ -68,6 +70,8 @@ _LAZY: dict[str, str] = {
     "WorkerCrashedError": "errors",
     "WorkerInitError": "errors",
     "Execution": "engine.execution",
+    "AsyncResultStream": "engine.async_stream",
+    "PlainProgress": "engine.progress",
     "MemoryReport": "results.memory",
     "reduce_mem_usage": "results.memory",
     "ModelEvaluator": "model_evaluator",
@@ -120,6 +124,8 @@ __all__ = [
     "ParallelFunction",
     "Execution",
     "ResultStream",
+    "AsyncResultStream",
+    "PlainProgress",
     "RunOptions",
     "worker_context",
     "WorkerContext",

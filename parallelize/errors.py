@@ -1,12 +1,12 @@
 """The errors parallelize raises.
 
 Every error is rooted at ``ParallelizeError`` and is also the builtin it is,
-so callers can catch either::
+so callers can catch either:
 
     ParallelizeError
     ├── ConfigError (ValueError)              bad option or argument, raised at once
     ├── BackendUnavailableError (ImportError) optional engine not installed
-    ├── TaskTimeoutError (TimeoutError)       a task ran longer than ``timeout``
+    ├── TaskTimeoutError (TimeoutError)       a task ran longer than its timeout
     ├── WorkerCrashedError (BrokenExecutor)   a worker died mid-task
     │   ├── TaskLostError                     its worker was stopped on purpose: rerun, not the task's fault
     │   └── JobCancelledError                 its cluster job was cancelled from outside (scancel, qdel)
@@ -16,7 +16,7 @@ so callers can catch either::
     ├── RunnerClosedError (RuntimeError)      the runner was shut down by its owner
     ├── WorkerInitError (RuntimeError)        the runner's initializer raised in a worker
     ├── TaskExitError (RuntimeError)          a task raised SystemExit, KeyboardInterrupt or another
-    │                                         BaseException; the original is its ``exception``
+    │                                         BaseException; the original is its .exception
     ├── SchedulerUnreachableError (OSError)   a cluster scheduler did not answer
     └── SubmissionError (RuntimeError)        a batch scheduler (Slurm, Grid Engine, PBS) refused
                                               a job; its own message is quoted
@@ -47,6 +47,25 @@ __all__ = [
     "WorkerInitError",
     "TaskExitError",
 ]
+
+
+def add_note(exc: BaseException, note: str) -> None:
+    """``exc.add_note(note)``, once; on Python 3.10, which has no notes, the
+    same ``__notes__`` list, so code reading the notes finds them (3.10's
+    traceback does not print them)."""
+    notes = getattr(exc, "__notes__", None)
+    if isinstance(notes, list) and note in notes:
+        return
+    if hasattr(exc, "add_note"):
+        exc.add_note(note)
+        return
+    try:
+        if not isinstance(notes, list):
+            notes = []
+            exc.__notes__ = notes  # type: ignore[attr-defined]
+        notes.append(note)
+    except AttributeError:  # an exception type that takes no attributes
+        pass
 
 
 class ParallelizeError(Exception):

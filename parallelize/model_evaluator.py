@@ -52,11 +52,11 @@ class ModelEvaluator(TabularResults):
             space: a ``ParamSpace`` (or any space) to sweep; optional.
             **params: more parameters: an iterable (not a string) is an axis of
                 the grid, anything else is passed as is. Combined with ``space``
-                as a product.
-            Per-call options (``on_error``, ``retries``, ``timeout``, ``progress``,
-            ``chunksize``) may be given as ``options={...}``, and a resume folder
-            as ``checkpoint=FOLDER`` (see ``Checkpoint``),
-            so no grid parameter can be named ``options`` or ``checkpoint``.
+                as a product. Per-call options (``on_error``, ``retries``,
+                ``timeout``, ``progress``, ``chunksize``) may be given as
+                ``options={...}``, and a resume folder as ``checkpoint=FOLDER``
+                (see ``Checkpoint``), so no grid parameter can be named
+                ``options`` or ``checkpoint``.
 
         Returns:
             The running ``Execution``.

@@ -25,7 +25,7 @@ from .engine.feed import Control
 from .engine.progress import make_progress
 from .engine.stream import ResultStream
 from .errors import ConfigError, RunnerClosedError
-from .options import OnError, RunOptions
+from .options import OnError, ProgressOption, RunOptions
 from .results.frame import FrameLayout
 from .statistics import Statistics, StatisticsCollector
 from .validate import check_callable
@@ -83,7 +83,9 @@ class Parallelize:
             other tasks.
         max_backoff: the longest wait between two attempts (default 60 s).
         jitter: up to this many seconds added at random to each wait (default 0).
-        progress: show a tqdm progress bar of finished tasks (default False).
+        progress: ``False`` (default); ``True``: a tqdm bar on a terminal or in a
+            notebook, plain lines elsewhere (a log file, CI); a dict of tqdm
+            options; or a tqdm class (see README, "Progress bars and logs").
         chunksize: tasks per batch; default ``None`` sizes batches adaptively.
         initializer: ``initializer(shared_data)`` runs once in each worker; its
             return value is that worker's ``worker_context().init_values``.
@@ -113,7 +115,7 @@ class Parallelize:
         backoff: float = 0.0,
         max_backoff: float = 60.0,
         jitter: float = 0.0,
-        progress: bool = False,
+        progress: ProgressOption = False,
         chunksize: int | None = None,
         initializer: Callable[[Any], Any] | None = None,
         shared_data: Any = None,
@@ -458,8 +460,10 @@ class Parallelize:
             ``BaseException``s as ``TaskExitError``),
             or a ``TaskTimeoutError``,
             ``WorkerCrashedError`` or
-            ``PicklingError``. It can be cancelled until
-            a worker takes it.
+            ``PicklingError``. ``cancel()`` succeeds while the call waits to
+            be handed to the backend; calls already handed over (a few batches
+            ahead while workers are busy, like ``ProcessPoolExecutor``'s call
+            queue) will run, and ``cancel()`` returns False for them.
 
         Raises:
             RunnerClosedError: the runner was shut down.
@@ -521,8 +525,8 @@ class Parallelize:
         and the checkpoint are checked now, as by ``map``; nothing runs until
         the stream is first iterated. ``aclose()``, the end of an
         ``async with`` block or cancelling the iterating task closes the
-        stream: tasks no worker has started are cancelled, running ones
-        finish and are dropped (see ``AsyncResultStream``).
+        stream: queued tasks are cancelled, running ones finish and are
+        dropped (see ``AsyncResultStream``).
 
         Args:
             func: the function, called as ``func(item)``.

@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "parallelize"
 
 # Lowest first. A module may import its own layer's modules and lower layers only.
 LAYERS: list[tuple[str, set[str]]] = [
-    ("core", {"errors", "validate", "retry", "durable", "statistics", "hashing", "distributions", "space", "options"}),
+    ("core", {"errors", "validate", "retry", "durable", "statistics", "hashing", "distributions", "space", "options", "logs"}),
     ("worker", {"worker"}),
     ("scheduler", {"scheduler"}),
     ("backends", {"backends"}),
@@ -25,7 +25,21 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("checkpoint", {"checkpoint"}),
     ("engine", {"engine"}),
     ("jobs", {"jobs"}),
-    ("face", {"runner", "decorator", "model_evaluator", "batchify", "mplock", "cli", "__init__", "__main__"}),
+    (
+        "face",
+        {
+            "runner",
+            "decorator",
+            "model_evaluator",
+            "batchify",
+            "mplock",
+            "executor",
+            "joblib_backend",
+            "cli",
+            "__init__",
+            "__main__",
+        },
+    ),
 ]
 
 # Within the core, who may import whom (the rest of the core imports only errors).

@@ -17,6 +17,7 @@ DOCUMENTED_CLASSES = [
     "ParallelFunction",
     "Execution",
     "ResultStream",
+    "AsyncResultStream",
     "RunOptions",
     "Statistics",
     "TaskFailure",

@@ -50,6 +50,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any, Callable
 
 from ..errors import PicklingError, RunnerClosedError, TaskLostError, WorkerCrashedError
+from ..logs import logger
 from .pool_worker import JOB_ID, OK, RAISED, REPLY, STARTED, UNPICKLABLE, worker_main
 
 __all__ = ["ProcessPool", "PoolKilledError"]
@@ -160,6 +161,7 @@ class ProcessPool:
         os.set_blocking(self._wake_w, False)
         self._thread: threading.Thread | None = None
         self._fds_closed = False
+        self._lost = 0  # workers that died or were killed and are not replaced yet (for the log)
         _ALL.add(self)
 
     # -- the callers' side -------------------------------------------------------------
@@ -308,6 +310,9 @@ class ProcessPool:
         child_conn.close()
         worker = _Worker(process, parent_conn)
         self._workers.append(worker)
+        if self._lost:
+            self._lost -= 1
+            logger.info("process pool restarts a worker: pid %d replaces one that ended", worker.pid)
         return worker
 
     def _assign(self) -> list[tuple[_Worker, _Job]]:
@@ -471,6 +476,12 @@ class ProcessPool:
                         requeue.append(job)
                 worker.jobs.clear()
                 self._pending.extendleft(reversed(requeue))
+                if not worker.leaving and not self._stop:
+                    self._lost += 1
+                    if worker.killed:
+                        logger.info("worker pid %d was killed on purpose (a timeout or an interrupt)", worker.pid)
+                    else:
+                        logger.warning("worker pid %d died: %s", worker.pid, describe_exit(code))
         for job, err in failures:
             _fail(job.future, err)
 

@@ -16,6 +16,7 @@ from itertools import chain
 from typing import Any, Callable, Iterable, Iterator
 
 from ..errors import CheckpointError, ResumeMismatchError
+from ..logs import logger
 from ..worker.batch import BatchResult
 from ..worker.failure import TaskFailure
 from .codec import decode, encode_result, input_hash, unb64
@@ -122,6 +123,16 @@ class Resume:
         self._verified = False
         self.missing: int | None = None
         self._prescan()
+        if self._entries or self.ignored_records:
+            missing = "an unknown number" if self.missing is None else f"{self.missing:,}"
+            logger.info(
+                "resuming from checkpoint %s: %d recorded result(s) found, %s left to compute, %d torn record(s) "
+                "skipped",
+                folder,
+                len(self._entries),
+                missing,
+                self.ignored_records,
+            )
         self._meta: dict[int, tuple[int, str]] = {}
         self._stored_seen: deque[_Slot] = deque()
 

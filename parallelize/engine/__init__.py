@@ -18,6 +18,7 @@ Every entry point goes through one primitive, ``dispatch``::
 ``stream.py``             ``ResultStream``: a lazy stream of a ``map``'s results
 ``execution.py``          ``Execution``: a run in a background thread, results kept
 ``submitter.py``          ``runner.submit``: one call, one future, through the engine
+``async_stream.py``       ``runner.amap``: a ``ResultStream`` read from asyncio, off the loop
 ``progress.py``           the progress bar
 ========================  ==========================================================
 """

@@ -59,12 +59,14 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any, Callable, Iterable, Iterator
 
+from .. import logs
 from ..backends.base import Backend
 from ..errors import (
     JobCancelledError,
     TaskLostError,
     TaskTimeoutError,
     WorkerInitError,
+    add_note,
 )
 from ..options import RunOptions
 from ..statistics import StatisticsCollector
@@ -277,8 +279,7 @@ class _Engine:
             f"raised by the input iterable while parallelize read item {position}; "
             f"the results of the {position} items before it were delivered"
         )
-        if hasattr(exc, "add_note"):
-            exc.add_note(note)
+        add_note(exc, note)
         raise exc
 
     def submit(self, slot: Slot) -> None:
@@ -382,6 +383,7 @@ class _Engine:
                 f"task {slot.first} with arguments {short_repr(self.inputs(slot)[0])} ran longer than "
                 f"timeout={timeout} s; {how}"
             )
+            logs.logger.warning("a task timed out on attempt %d (%s)", slot.attempt, logs.brief_error(exc))
             if self.retries.again(slot, exc):
                 continue
             out += self.retries.settle(slot, failed_batch(exc, self.inputs(slot), slot.first, attempts=slot.attempt))
@@ -407,15 +409,39 @@ class _Engine:
         except CancelledError as exc:
             # Cancelled from outside (a cluster shutting down): report, never stall.
             return failed_batch(exc, self.inputs(slot), slot.first)
-        except TaskLostError:
+        except TaskLostError as exc:
             # Killed on purpose by someone else on this runner (another map's
             # interrupt): not this batch's doing, so run it again.
+            logs.logger.info("%s run again: %s", logs.tasks(slot.first, len(slot.items)), exc)
             self.submit(slot)
             return None
         except BaseException as exc:  # noqa: BLE001 - backends deliver every failure as an exception
             return self.lost(slot, exc)
         result.items = self.inputs(slot)
+        if result.retried or result.failures:  # rare: what the worker retried or timed out, for the log
+            self.log_worker_events(result)
         return result
+
+    def log_worker_events(self, result: BatchResult) -> None:
+        """Log the retries a worker made at once and the timeouts it enforced (the parent saw neither)."""
+        if result.retried:
+            logs.logger.warning(
+                "%s: %d failed attempt(s) retried at once in worker %s (retries without backoff run where "
+                "they failed and their errors stay there; give backoff= to have each one logged)",
+                logs.tasks(result.first, len(result.values)),
+                result.retried,
+                result.worker,
+            )
+        for k in result.failures:
+            failure = result.values[k]
+            if isinstance(failure.exception, TaskTimeoutError):
+                logs.logger.warning(
+                    "task %d with arguments %s timed out on attempt %d (%s)",
+                    failure.index,
+                    logs.brief_text(failure.arguments),
+                    failure.attempts,
+                    logs.brief_error(failure.exception),
+                )
 
     def inputs(self, slot: Slot) -> Any:
         """The slot's inputs as the caller gave them (points, for a keyed space)."""
@@ -435,6 +461,12 @@ class _Engine:
         if not (crash or pickling):
             err = batch_error(exc, self.inputs(slot), slot.first)
             return failed_batch(err, self.inputs(slot), slot.first)
+        if crash and not slot.quarantined:
+            logs.logger.warning(
+                "a worker crashed under %s (%s); rerunning alone to find the task at fault",
+                logs.tasks(slot.first, len(slot.items)),
+                logs.brief_error(exc),
+            )
         if len(slot.items) > 1:
             # Which task is guilty is unknown: halve the batch and try both halves alone.
             half = len(slot.items) // 2

@@ -13,7 +13,7 @@ from array import array
 from concurrent.futures import BrokenExecutor
 from typing import Any
 
-from ..errors import PicklingError, TaskExitError, TaskTimeoutError, WorkerCrashedError
+from ..errors import PicklingError, TaskExitError, TaskTimeoutError, WorkerCrashedError, add_note
 from ..worker.batch import BatchResult
 from ..worker.failure import RemoteTraceback, TaskFailure, short_repr
 
@@ -40,8 +40,7 @@ def raise_failure(failure: TaskFailure) -> None:
             exc,
         )
         raise wrapped from exc
-    if hasattr(exc, "add_note") and note not in getattr(exc, "__notes__", ()):
-        exc.add_note(note)
+    add_note(exc, note)
     raise exc
 
 

@@ -21,6 +21,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
+from .. import logs
 from ..retry import RetryPolicy
 from ..worker.batch import BatchResult
 
@@ -101,6 +102,8 @@ class Retries:
         if not self.policy.should_retry(exc, slot.attempt):
             return False
         wait = self.policy.delay(slot.attempt)
+        shown = logs.brief(slot.items[0] if len(slot.items) == 1 else slot.items)
+        logs.retrying(slot.first, shown, slot.attempt, self.policy.retries + 1, exc, wait)
         slot.attempt += 1
         slot.retried += 1
         self.later(slot, wait, quarantine=quarantine)
@@ -113,6 +116,7 @@ class Retries:
         if slot.owner is not None:  # the retry of one task of a held result
             if pending:
                 failure = result.values[0]
+                logs.retrying_failure(failure, self.policy.retries + 1, pending[0])
                 slot.attempt = failure.attempts + 1
                 slot.retried += 1
                 self.later(slot, pending[0])
@@ -122,6 +126,7 @@ class Retries:
             return [result]
         held = Held(result, len(pending))
         for pos, wait in pending.items():
+            logs.retrying_failure(result.values[pos], self.policy.retries + 1, wait)
             retry = Slot(
                 first=result.first + pos,
                 items=slot.items[pos : pos + 1],

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from ..checkpoint.codec import decode, encode
 from ..durable import atomic_write
-from ..errors import ConfigError, SubmissionError, TaskTimeoutError
+from ..errors import ConfigError, SubmissionError, TaskTimeoutError, add_note
 from ..scheduler.base import ACTIVE, CANCELLED, COMPLETED, FAILED, NODE_FAIL, OUT_OF_MEMORY, TIMEOUT
 from ..validate import check_bool, check_seconds
 from .queues import JobRef, Queue, make_queue
@@ -167,10 +167,11 @@ def _submit_all(
         try:
             refs = queue.submit(group, array=array, resources=resources, sweep_dir=sweep_dir)
         except SubmissionError as exc:
-            if done and hasattr(exc, "add_note"):  # Python 3.11+
-                exc.add_note(
+            if done:
+                add_note(
+                    exc,
                     f"{done} of {len(jobs)} job(s) were submitted before this one; ps.load({str(sweep_dir)!r}) "
-                    "shows them, and a new submit with overwrite=True sends the rest"
+                    "shows them, and a new submit with overwrite=True sends the rest",
                 )
             raise
         for job, ref in zip(group, refs, strict=True):

@@ -15,6 +15,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable
 
+from ..errors import add_note
 from ..worker.batch import BatchResult
 from .frame import FrameLayout, results_frame
 
@@ -97,8 +98,7 @@ class TabularResults(ABC):
                 exc.partial_frame = frame  # type: ignore[attr-defined]
             except AttributeError:  # an exception type that takes no attributes
                 raise
-            if hasattr(exc, "add_note"):
-                exc.add_note(f"the {len(frame)} rows finished before this error are on it as .partial_frame")
+            add_note(exc, f"the {len(frame)} rows finished before this error are on it as .partial_frame")
             raise
         return results_frame(kept, source.layout, skip_failures=source.skip_failures, flatten=source.flatten)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import threading
-from typing import Any, Callable, Generic, Iterable, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Callable, Generic, Iterable, ParamSpec, TypeVar, overload
 
 from .backends import available_backends
 from .engine.stream import ResultStream
@@ -27,6 +27,11 @@ from .runner import Parallelize
 from .space import grid_from_arguments
 from .statistics import Statistics
 from .validate import check_callable, check_choice, check_int
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from .engine.async_stream import AsyncResultStream
 
 __all__ = ["ParallelFunction", "parallel"]
 
@@ -113,6 +118,37 @@ class ParallelFunction(Generic[P, R]):
     def submit(self, *args: P.args, **kwargs: P.kwargs) -> Any:
         """Schedule one call on the runner; returns a ``concurrent.futures.Future``."""
         return self.runner.submit(self.__wrapped__, *args, **kwargs)
+
+    # -- asyncio: the same entry points, awaited (see ``Parallelize.amap``) --------------
+
+    def amap(self, iterable: Iterable[Any], *, ordered: bool = True, **overrides: Any) -> AsyncResultStream[R]:
+        """``map`` for ``async for``: the results reach the event loop without blocking it."""
+        return self.runner.amap(self.__wrapped__, iterable, ordered=ordered, **overrides)
+
+    def astarmap(
+        self, iterable: Iterable[Iterable[Any]], *, ordered: bool = True, **overrides: Any
+    ) -> AsyncResultStream[R]:
+        """``starmap`` for ``async for``."""
+        return self.runner.astarmap(self.__wrapped__, iterable, ordered=ordered, **overrides)
+
+    def agrid(
+        self,
+        space: Any = None,
+        /,
+        *,
+        ordered: bool = True,
+        options: dict[str, Any] | None = None,
+        checkpoint: Any = None,
+        **params: Any,
+    ) -> AsyncResultStream[R]:
+        """``grid`` for ``async for``; the same arguments."""
+        name = getattr(self.__wrapped__, "__name__", "f")
+        grid = grid_from_arguments(space, params, caller=f"{name}.agrid()")
+        return self.runner.amap(self.__wrapped__, grid, ordered=ordered, checkpoint=checkpoint, **(options or {}))
+
+    def asubmit(self, *args: P.args, **kwargs: P.kwargs) -> asyncio.Future[R]:
+        """``submit`` for ``await``: an ``asyncio.Future`` of the call's value (call it in a running loop)."""
+        return self.runner.asubmit(self.__wrapped__, *args, **kwargs)
 
     def statistics(self) -> Statistics:
         """Statistics of the latest ``map`` or ``grid``."""

@@ -356,3 +356,22 @@ def test_amap_on_the_serial_backend_runs_off_the_loop_and_refuses_a_timeout() ->
             return [x async for x in runner.amap(lambda _: threading.current_thread().name, range(3))]
 
     assert run(main) == ["parallelize-async-stream"] * 3
+
+
+def test_the_decorator_has_the_async_entry_points() -> None:
+    from parallelize import parallel
+
+    @parallel(backend="thread", workers=2)
+    def add(a: int, b: int = 0) -> int:
+        return a + b
+
+    async def main() -> tuple[list[int], list[int], list[int], int]:
+        mapped = [x async for x in add.amap(range(5))]
+        starred = [x async for x in add.astarmap([(1, 2), (3, 4)])]
+        grid = [x async for x in add.agrid(a=[1, 2], b=[10, 20])]
+        return mapped, starred, grid, await add.asubmit(2, b=3)
+
+    try:
+        assert run(main) == ([0, 1, 2, 3, 4], [3, 7], [11, 21, 12, 22], 5)
+    finally:
+        add.shutdown()

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         WorkerCrashedError,
         WorkerInitError,
     )
+    from .joblib_backend import register_joblib_backend
     from .model_evaluator import ModelEvaluator
     from .mplock import MpLockReport, is_completed, is_mp_lock_completed, mp_lock, mp_lock_value, mp_lock_values
     from .options import RunOptions
@@ -75,6 +76,7 @@ _LAZY: dict[str, str] = {
     "MemoryReport": "results.memory",
     "reduce_mem_usage": "results.memory",
     "ModelEvaluator": "model_evaluator",
+    "register_joblib_backend": "joblib_backend",
     "MpLockReport": "mplock",
     "is_completed": "mplock",
     "is_mp_lock_completed": "mplock",
@@ -130,6 +132,7 @@ __all__ = [
     "worker_context",
     "WorkerContext",
     "TaskFailure",
+    "register_joblib_backend",
     # resume, and multiprocessing_lib's API
     "Checkpoint",
     "mp_lock",

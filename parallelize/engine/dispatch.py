@@ -609,6 +609,10 @@ def dispatch(
                 continue
             for finished in engine.complete(*got):
                 yield from engine.deliver(finished)
+                # Not kept while waiting for the next one: a result (or an error
+                # and its frames) must not outlive its delivery by an idle engine.
+                del finished
+            got = None
     except KeyboardInterrupt:
         interrupted = True
         raise

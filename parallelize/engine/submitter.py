@@ -136,6 +136,7 @@ class Submitter:
         try:
             for result in batches:
                 self._route(result)
+                del result  # an idle engine must not keep the last call's value or error alive
         except BaseException as exc:  # noqa: BLE001 - the engine stopped: every waiting call gets why
             with self._lock:
                 calls = list(self._outstanding) + feed.drain()

@@ -4,7 +4,8 @@ joblib's own protocol (results, order, errors, ``n_jobs``, nesting, abort) is
 checked on real threads and real worker processes; scikit-learn's
 ``GridSearchCV``, ``cross_val_score`` and ``RandomForestClassifier`` give exactly
 what they give under joblib's default backend (loky), on processes and on a
-real Dask cluster. Data and grids are small: each test takes a few seconds.
+real Dask cluster and a real one-node Slurm. Data and grids are small: each test
+takes a few seconds.
 """
 
 from __future__ import annotations
@@ -338,3 +339,23 @@ def test_grid_search_on_a_dask_cluster_matches_the_default_backend(
         assert runner.max_workers == 2  # n_jobs=-1: the cluster's two worker threads
         assert runner.statistics().completed >= 1
     _same_search(search, reference["search"])
+
+
+@pytest.mark.timeout(240)
+def test_grid_search_on_a_real_slurm_cluster_matches_the_default_backend(
+    digits: Any, reference: dict[str, Any], request: pytest.FixtureRequest, tmp_path: Any
+) -> None:
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.svm import SVC
+
+    request.getfixturevalue("slurm_cluster")  # a real one-node Slurm, or the test skips saying why
+    X, y = digits
+    with parallel_config(
+        backend=BACKEND_NAME, runner_backend="slurm", n_jobs=2, folder=tmp_path / "jobs", poll_interval=1.0
+    ):
+        search = GridSearchCV(SVC(), GRID, cv=3).fit(X, y)
+        runner = last_runner()
+        assert runner is not None and runner.backend.name == "slurm"
+        assert runner.statistics().completed >= 1 and runner.statistics().failed == 0
+    _same_search(search, reference["search"])
+    assert list((tmp_path / "jobs").iterdir()), "the fits ran as Slurm jobs, through the job folder"

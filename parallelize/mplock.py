@@ -11,12 +11,15 @@ calls ``save_callback`` before recording::
                         │ no
                         v
     workers: process(item, shared_data, init_values)      init_function(shared_data)
-                        │ one batch of save_batch results    runs once per worker
+                        │ batches sized by the engine      runs once per worker
                         v
-    parent thread: save_callback(out_path/data, results, names)   one batch at a time
+    parent thread: results grouped save_batch at a time, in completion order
+                        │
+                        v
+    save_callback(out_path/data, results, names)   one group at a time
                         │ returned
                         v
-    out_path/checkpoint: batch recorded (fsync) ──> now it counts as done
+    out_path/checkpoint: group recorded (fsync) ──> now it counts as done
 
 Unlike the original, a rerun keeps the input order and duplicate items (tasks
 are identified by position), an item counts as done only once its batch was
@@ -154,7 +157,11 @@ def _run(
             save_callback(data_path, list(results), list(names))
 
     checkpoint = Checkpoint(
-        folder / CHECKPOINT_FOLDER, allow_pickle=allow_pickle, store_values=keep_values, before_record=commit
+        folder / CHECKPOINT_FOLDER,
+        allow_pickle=allow_pickle,
+        store_values=keep_values,
+        before_record=commit,
+        record_every=save_batch,
     )
 
     values: dict[int, Any] = {}
@@ -164,7 +171,6 @@ def _run(
         num_procs,
         backend=backend,
         on_error="collect",
-        chunksize=save_batch,
         progress=progress,
         initializer=init_function or _no_init,
         shared_data={} if shared_data is None else shared_data,
@@ -221,14 +227,17 @@ def mp_lock(
         process: ``process(item, shared_data, init_values)``, run in a worker; its
             return value is a result.
         save_callback: ``save_callback(path, results, names)`` or ``None``. Called in
-            the calling process, never two at once, for each batch of up to
-            ``save_batch`` results (failed items left out); ``path`` is
-            ``out_path/data`` without extension; ``names`` are the batch's items.
-            An item counts as done only after its batch's call returned.
+            the calling process, never two at once, with each group of
+            ``save_batch`` results (the last group smaller; failed items left
+            out); ``path`` is ``out_path/data`` without extension; ``names`` are
+            the group's items. An item counts as done only after its group's
+            call returned.
         num_procs: number of worker processes.
         out_path: a folder; created if needed. The record of finished items is
             kept in ``out_path/checkpoint`` (no results are stored there).
-        save_batch: items per batch (default 10).
+        save_batch: results per ``save_callback`` call (default 10): saving
+            and recording happen in groups of this many (the last one smaller).
+            It does not change how the items are spread over the workers.
         shared_data: read-only data passed to every call of ``process`` and to
             ``init_function``; shipped once per worker. Default: ``{}``.
         init_function: ``init_function(shared_data)``, run once per worker; its
@@ -293,7 +302,9 @@ def mp_lock_values(
         save_callback: as for ``mp_lock``, or ``None``.
         num_procs: number of worker processes.
         out_path: a folder; created if needed.
-        save_batch: items per batch (default 10).
+        save_batch: results per ``save_callback`` call (default 10): saving
+            and recording happen in groups of this many (the last one smaller).
+            It does not change how the items are spread over the workers.
         shared_data: read-only data for ``process`` and ``init_function``.
         init_function: ``init_function(shared_data)``, once per worker.
         backend: ``"process"`` (default) or another backend name.

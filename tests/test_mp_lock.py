@@ -339,3 +339,65 @@ def test_example_crashes_then_resumes(tmp_path: Path) -> None:
     assert lines[2] == "completed? False"
     assert lines[3] == "second run: 30 items already done, 70 processed, 0 failed"
     assert lines[4:] == ["completed? True", "every item saved exactly once: True"]
+
+
+# -- save_batch controls saving only -----------------------------------------------------
+
+
+def which_worker(item: int, shared_data: Any, init_values: Any) -> int:
+    time.sleep(0.05)
+    return os.getpid()
+
+
+def test_save_batch_does_not_decide_how_the_work_is_spread(tmp_path: Path) -> None:
+    # The original's tests use 10 items and save_batch=10: one batch would run on one worker.
+    save = JsonLines()
+    pids = mp_lock_values(list(range(10)), which_worker, save, 2, tmp_path / "out", save_batch=10)
+    assert len(set(pids)) == 2, f"all ten items ran in one worker process: {pids}"
+    assert [len(names) for _, _, names in save.calls] == [10]
+
+
+def test_groups_are_exactly_save_batch_across_batches(tmp_path: Path) -> None:
+    save = JsonLines()
+    mp_lock(list(range(23)), quick, save, 2, tmp_path / "out", save_batch=4, backend="thread")
+    sizes = [len(names) for _, _, names in save.calls]
+    assert sizes == [4, 4, 4, 4, 4, 3]
+    assert sorted(n for _, _, names in save.calls for n in names) == list(range(23))
+
+
+def test_a_group_not_saved_when_the_run_stops_is_not_done(tmp_path: Path) -> None:
+    from parallelize import Checkpoint, Parallelize
+
+    groups: list[list[int]] = []
+
+    def before_record(positions: list[int], items: list[Any], values: list[Any]) -> None:
+        groups.append(list(positions))
+
+    def fail_at_nine(x: int) -> int:
+        if x == 9:
+            raise ValueError("nine")
+        return x
+
+    folder = tmp_path / "ck"
+    checkpoint = Checkpoint(folder, before_record=before_record, record_every=4)
+    with Parallelize(1, backend="thread", chunksize=1) as runner:
+        with pytest.raises(ValueError, match="nine"):
+            list(runner.map(fail_at_nine, range(12), checkpoint=checkpoint))
+    assert groups == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert Checkpoint(folder).completed_positions() == frozenset(range(8))  # 8 was computed, never saved
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"record_every": 0}, "record_every"),
+        ({"record_every": 3}, "give before_record too"),
+    ],
+)
+def test_record_every_is_checked(tmp_path: Path, kwargs: dict[str, Any], match: str) -> None:
+    from parallelize import Checkpoint
+
+    if "before_record" not in kwargs and kwargs.get("record_every") == 0:
+        kwargs = {**kwargs, "before_record": lambda p, i, v: None}
+    with pytest.raises(ConfigError, match=match):
+        Checkpoint(tmp_path / "ck", **kwargs)

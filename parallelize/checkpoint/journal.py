@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
 from ..durable import atomic_write, fsync_dir, write_all
 from ..errors import CheckpointError, ConfigError, ResumeMismatchError
-from ..validate import check_bool, check_callable
+from ..validate import check_bool, check_callable, check_int
 from ..worker.failure import short_repr
 from .codec import MAX_POSITION, input_hash, shown_value
 
@@ -236,6 +236,13 @@ class Checkpoint:
             computed and before they are recorded; if it raises, the batch is
             not recorded (so a rerun computes it again) and the error goes on
             up. ``mp_lock``'s ``save_callback`` runs here. Default ``None``.
+        record_every: with ``before_record``, successes are handed to it and
+            recorded in groups of exactly this many, across batches (the last
+            group smaller, at the end of the run), however the work was split
+            into batches. A group still short when the run stops early is
+            neither handed over nor recorded: a rerun computes it again. Until
+            then results may be yielded before they are recorded. Default
+            ``None``: one group per computed batch.
 
     Raises:
         ConfigError: ``folder`` is not a path, or a field has the wrong type.
@@ -245,6 +252,7 @@ class Checkpoint:
     allow_pickle: bool = False
     store_values: bool = True
     before_record: Callable[[list[int], list[Any], list[Any]], None] | None = None
+    record_every: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.folder, (str, os.PathLike)):
@@ -255,6 +263,10 @@ class Checkpoint:
         check_callable(
             "before_record", self.before_record, signature="before_record(positions, items, values)", allow_none=True
         )
+        if self.record_every is not None:
+            check_int("record_every", self.record_every, minimum=1)
+            if self.before_record is None:
+                raise ConfigError("record_every groups the calls of before_record; give before_record too")
 
     @classmethod
     def of(cls, value: Any) -> Checkpoint:

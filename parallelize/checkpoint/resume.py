@@ -103,6 +103,11 @@ class Resume:
         self._ordered = ordered
         self._store = checkpoint.store_values
         self._commit = checkpoint.before_record
+        self._every = checkpoint.record_every
+        # Successes computed but not yet handed to before_record and recorded
+        # (record_every): journal rows, and (positions, items, values).
+        self._pending_rows: list[list[Any]] = []
+        self._pending: tuple[list[int], list[Any], list[Any]] = ([], [], [])
         manifest, self._entries, self.ignored_records = self.checkpoint.load()
         folder = self.checkpoint.folder
         if manifest is not None and manifest.get("call") != call:
@@ -265,12 +270,34 @@ class Resume:
             done[2].append(value)
         for j in range(len(result.values), len(items)):  # tasks a stopped batch never ran
             self._meta.pop(result.first + j, None)
-        if rows:
+        if not rows:
+            return slots
+        if self._every is None:
             if self._commit is not None:
                 self._commit(*done)
             if not result.recorded:  # else the job that ran it recorded it (JobRecord)
                 journal.append(rows)
+            return slots
+        self._pending_rows += rows
+        for pending, new in zip(self._pending, done, strict=True):
+            pending += new
+        while len(self._pending_rows) >= self._every:
+            self._flush(journal, self._every)
         return slots
+
+    def _flush(self, journal: JournalWriter, count: int | None = None) -> None:
+        """Hand the first ``count`` pending successes (all: ``None``) to
+        ``before_record``, then record them; they count as done only after both."""
+        n = len(self._pending_rows) if count is None else count
+        if n == 0:
+            return
+        group = tuple(part[:n] for part in self._pending)
+        if self._commit is not None:
+            self._commit(*group)  # type: ignore[call-arg]
+        journal.append(self._pending_rows[:n])
+        del self._pending_rows[:n]
+        for part in self._pending:
+            del part[:n]
 
     def job_record(self, first: int, count: int) -> JobRecord | None:
         """The ``JobRecord`` for the batch of ``count`` missing items from ``first`` on.
@@ -349,6 +376,7 @@ class Resume:
                     nxt = next(iter(self._meta.values()), None)
                     merged += self._drain(nxt[0] if nxt is not None else None)
                     yield from _runs(merged, result.elapsed)
+                self._flush(journal)  # the last, smaller group (record_every)
             except KeyboardInterrupt:
                 # Ctrl-C while recording or handing out: let the engine see it
                 # too, so that it stops the running tasks instead of waiting.

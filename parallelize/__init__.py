@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         WorkerCrashedError,
         WorkerInitError,
     )
+    from .executor import Executor
     from .joblib_backend import register_joblib_backend
     from .model_evaluator import ModelEvaluator
     from .mplock import MpLockReport, is_completed, is_mp_lock_completed, mp_lock, mp_lock_value, mp_lock_values
@@ -71,6 +72,7 @@ _LAZY: dict[str, str] = {
     "WorkerCrashedError": "errors",
     "WorkerInitError": "errors",
     "Execution": "engine.execution",
+    "Executor": "executor",
     "AsyncResultStream": "engine.async_stream",
     "PlainProgress": "engine.progress",
     "MemoryReport": "results.memory",
@@ -133,6 +135,7 @@ __all__ = [
     "WorkerContext",
     "TaskFailure",
     "register_joblib_backend",
+    "Executor",
     # resume, and multiprocessing_lib's API
     "Checkpoint",
     "mp_lock",

@@ -354,6 +354,10 @@ class ProcessPool:
                         worker.conn.send_bytes(job.payload)
                     except OSError:
                         pass  # the worker died: _reap notices and requeues the job
+                # Kept while waiting, they would keep the last job's future and
+                # so its result alive after the caller let go of it.
+                sends = []
+                worker = job = None  # type: ignore[assignment]
                 if stop:
                     return
                 ready = wait([*conns, self._wake_r], timeout=POLL_SECONDS if busy else 1.0)
@@ -410,9 +414,10 @@ class ProcessPool:
             return
         try:
             value = pickle.loads(payload)
-        except Exception as exc:
+        except BaseException as exc:  # noqa: BLE001 - a SystemExit from a result's __reduce__ too
             # The worker pickled a result this process cannot rebuild (a class
-            # that only exists over there).
+            # that only exists over there, or one whose rebuilding raises):
+            # that call fails, the manager thread goes on.
             err = PicklingError(
                 f"its result could not be unpickled in the calling process ({type(exc).__name__}: {exc})"
             )

@@ -65,6 +65,7 @@ class _Worker(threading.Thread):
                 item.future.set_exception(exc)
             else:
                 item.future.set_result(value)
+                del value  # an idle thread keeps no result alive
             del item
 
 

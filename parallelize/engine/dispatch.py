@@ -103,6 +103,8 @@ _ESTIMATES: weakref.WeakKeyDictionary[Any, dict[str, float]] = weakref.WeakKeyDi
 
 
 def _estimate(spec: TaskSpec, backend: Backend) -> float | None:
+    if not spec.remember:
+        return None
     try:
         return _ESTIMATES.get(spec.func.get(), {}).get(backend.name)
     except TypeError:  # not weakly referable (a builtin): measured afresh
@@ -110,7 +112,7 @@ def _estimate(spec: TaskSpec, backend: Backend) -> float | None:
 
 
 def _remember(spec: TaskSpec, backend: Backend, per_task: float | None) -> None:
-    if per_task is None:
+    if per_task is None or not spec.remember:
         return
     try:
         _ESTIMATES.setdefault(spec.func.get(), {})[backend.name] = per_task
@@ -136,12 +138,15 @@ class TaskSpec:
         call: ``"arg"``, ``"star"`` or ``"kwargs"`` (see ``CALL_MODES``).
         fixed: keyword arguments added to every call.
         setup_token: the token of the runner's per-worker set-up, if any.
+        remember: keep the measured task time for the next run of ``func``
+            (not for ``submit``, whose one function runs every kind of call).
     """
 
     func: FunctionHandle
     call: CallMode = "arg"
     fixed: dict[str, Any] | None = None
     setup_token: str | None = None
+    remember: bool = True
 
 
 class _Engine:
@@ -235,6 +240,9 @@ class _Engine:
             remaining = self.total - self.next_index if self.total is not None else None
             n = self.sizer.next_size(remaining)
             if self.feed is not None:
+                # Submitted calls of any duration share one estimate: never put
+                # more than a worker's share of what waits into one batch.
+                n = min(n, max(1, -(-self.feed.waiting() // self.workers)))
                 chunk, finished = self.feed.take(n)
                 if not chunk:
                     self.exhausted = finished

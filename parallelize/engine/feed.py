@@ -64,6 +64,11 @@ class Feed:
         if engine is not None:
             engine.done.put(WAKE)
 
+    def waiting(self) -> int:
+        """How many items wait to be taken."""
+        with self._lock:
+            return len(self._items)
+
     def take(self, n: int) -> tuple[list[Any], bool]:
         """Up to ``n`` waiting items, and whether the feed is closed and now empty."""
         with self._lock:

@@ -16,6 +16,7 @@ engine runs with ``on_error="collect"`` and the future raises what
 from __future__ import annotations
 
 import threading
+import types
 from concurrent.futures import Future
 from typing import Any, Callable
 
@@ -48,7 +49,12 @@ class _SubmitFuture(Future):  # type: ignore[type-arg]
 
     def cancel(self) -> bool:
         if self.call is not None and self._feed.discard(self.call):
-            return super().cancel()
+            self.call = None
+            cancelled = super().cancel()
+            # What an executor does when it would have started the call: the
+            # waiters of concurrent.futures.wait and as_completed hear of it.
+            self.set_running_or_notify_cancel()
+            return cancelled
         return self.cancelled()
 
 
@@ -74,9 +80,13 @@ class Submitter:
         self._handles: dict[int, tuple[Callable[..., Any], FunctionHandle]] = {}
         self._outstanding: set[Call] = set()
         # Every call runs through run_call; only the calls differ.
-        self._spec = TaskSpec(FunctionHandle(run_call), "arg", None, setup_token)
+        self._spec = TaskSpec(FunctionHandle(run_call), "arg", None, setup_token, remember=False)
 
     def _handle(self, func: Callable[..., Any]) -> FunctionHandle:
+        if isinstance(func, types.MethodType):
+            # A bound method is a new object at each access (no cache would
+            # hit), and a kept one would keep its object alive.
+            return FunctionHandle(func)
         cached = self._handles.get(id(func))
         if cached is not None and cached[0] is func:
             return cached[1]
@@ -154,6 +164,8 @@ class Submitter:
             with self._lock:
                 self._outstanding.discard(call)
             future = call.future
+            if isinstance(future, _SubmitFuture):
+                future.call = None  # a finished future does not keep its arguments
             if i >= len(result.values) or future is None:
                 continue
             value = result.values[i]

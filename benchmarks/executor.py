@@ -92,7 +92,7 @@ def main() -> None:
                 continue
             r = pairs(run_peer, run_ours, n_pairs)
             print(
-                f"| {label} | **{r['ratio']:.2f}x** ({r['low']:.2f}-{r['high']:.2f}) | {r['peer'] * 1e3:.1f} ms "
+                f"| {label} | **{r['ratio']:.3g}x** ({r['low']:.3g}-{r['high']:.3g}) | {r['peer'] * 1e3:.1f} ms "
                 f"| {r['ours'] * 1e3:.1f} ms | {load:.2f} cores |",
                 flush=True,
             )

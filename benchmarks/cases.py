@@ -75,8 +75,9 @@ def preimport(peer: str) -> float:
     return time.perf_counter() - t0
 
 
-def _warm(peer: str, workers: int, func: Callable[[Any], Any], items: Any, reps: int,
-          check: Callable[[list[Any]], None]) -> dict[str, Any]:
+def _warm(
+    peer: str, workers: int, func: Callable[[Any], Any], items: Any, reps: int, check: Callable[[list[Any]], None]
+) -> dict[str, Any]:
     """Open ``peer``'s pool, map once untimed, then time ``reps`` maps."""
     preimport(peer)
     pool = make_peer(peer, workers)

@@ -80,8 +80,10 @@ def main() -> None:
     for name, n, ts, us in rows:
         print(f"| {name} | {n:,} | {statistics.median(ts):.3f} s | {min(ts):.3f} - {max(ts):.3f} s | {us:.1f} us |")
     print()
-    print(f"per-task ratio, tiny: {per(raw_tiny, args.raw_tiny) / per(tiny, args.tiny):.0f}x; "
-          f"grid: {statistics.median(raw_grid) / statistics.median(grid):.0f}x")
+    print(
+        f"per-task ratio, tiny: {per(raw_tiny, args.raw_tiny) / per(tiny, args.tiny):.0f}x; "
+        f"grid: {statistics.median(raw_grid) / statistics.median(grid):.0f}x"
+    )
 
 
 if __name__ == "__main__":

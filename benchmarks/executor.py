@@ -28,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from pairs import busy_cores, inc, pairs  # noqa: E402
+from pairs import busy_cores, inc, pairs, refused_row, table_row  # noqa: E402
 
 from parallelize.executor import Executor  # noqa: E402
 
@@ -88,14 +88,9 @@ def main() -> None:
                 continue
             load = busy_cores()
             if load > args.max_busy and not args.quick:
-                print(f"| {label} | refused: {load:.2f} cores busy | | | {load:.2f} |", flush=True)
+                print(refused_row(label, load), flush=True)
                 continue
-            r = pairs(run_peer, run_ours, n_pairs)
-            print(
-                f"| {label} | **{r['ratio']:.3g}x** ({r['low']:.3g}-{r['high']:.3g}) | {r['peer'] * 1e3:.1f} ms "
-                f"| {r['ours'] * 1e3:.1f} ms | {load:.2f} cores |",
-                flush=True,
-            )
+            print(table_row(label, pairs(run_peer, run_ours, n_pairs), load), flush=True)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from pairs import busy_cores, pairs  # noqa: E402  (puts the checkout on sys.path too)
+from pairs import busy_cores, pairs, refused_row, table_row  # noqa: E402  (puts the checkout on sys.path too)
 
 from parallelize.joblib_backend import ParallelizeBackend, last_runner  # noqa: E402
 
@@ -90,13 +90,9 @@ def main() -> None:
     print("| case | ratio (range) | loky | parallelize | others' load |")
     print("|---|---|---|---|---|")
     if load > args.max_busy and not args.quick:
-        print(f"| {label} | refused: {load:.2f} cores busy | | | {load:.2f} |")
+        print(refused_row(label, load))
         return
-    r = pairs(loky, ours, n_pairs)
-    print(
-        f"| {label} | **{r['ratio']:.2f}x** ({r['low']:.2f}-{r['high']:.2f}) | {r['peer']:.2f} s "
-        f"| {r['ours']:.2f} s | {load:.2f} cores |"
-    )
+    print(table_row(label, pairs(loky, ours, n_pairs), load, seconds=True))
     runner = last_runner()  # the backend's own runner: only its calls are recorded there
     if runner is not None:
         stats = runner.statistics()

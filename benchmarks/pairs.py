@@ -139,6 +139,25 @@ def cases(
     }
 
 
+def _ratio(x: float) -> str:
+    return f"{x:.2f}" if x >= 0.1 else f"{x:.2g}"
+
+
+def table_row(label: str, r: dict[str, float], load: float, seconds: bool = False) -> str:
+    """One Markdown row: the case, the median ratio and its range, both medians, the load."""
+    scale, unit = (1.0, "s") if seconds else (1e3, "ms")
+    return (
+        f"| {label} | **{_ratio(r['ratio'])}x** ({_ratio(r['low'])}-{_ratio(r['high'])}) "
+        f"| {r['peer'] * scale:.{2 if seconds else 1}f} {unit} | {r['ours'] * scale:.{2 if seconds else 1}f} {unit} "
+        f"| {load:.2f} cores |"
+    )
+
+
+def refused_row(label: str, load: float) -> str:
+    """The row of a case not measured because others kept the machine busy."""
+    return f"| {label} | refused: {load:.2f} cores busy | | | {load:.2f} |"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pairs", type=int, default=7)
@@ -169,14 +188,10 @@ def main() -> None:
             label, peer, ours = table[key]
             load = busy_cores()
             if load > args.max_busy:
-                row = f"| {label} | refused: {load:.2f} cores busy | | | {load:.2f} |"
+                row = refused_row(label, load)
             else:
                 n = max(3, args.pairs // 2) if key == "cpu" else args.pairs
-                r = pairs(peer, ours, n)
-                row = (
-                    f"| {label} | **{r['ratio']:.2f}x** ({r['low']:.2f}-{r['high']:.2f}) | {r['peer'] * 1e3:.1f} ms "
-                    f"| {r['ours'] * 1e3:.1f} ms | {load:.2f} cores |"
-                )
+                row = table_row(label, pairs(peer, ours, n), load)
             print(row, flush=True)
             lines.append(row)
     text = "\n".join(lines) + "\n"

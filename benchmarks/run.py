@@ -39,7 +39,7 @@ MARK_END = "<!-- results:end -->"
 
 #: Table labels: library and the form used.
 LABELS: dict[str, str] = {
-    "parallelize": "parallelize `Parallelize(2, backend=\"process\").map`",
+    "parallelize": 'parallelize `Parallelize(2, backend="process").map`',
     "parallelize-threads": "parallelize `Parallelize(16).map` (threads)",
     "parallelize-evaluator": "parallelize `ModelEvaluator(runner).run` + `results()`",
     "parallelize-space": "parallelize `runner.map(f, ParamSpace(...))`",
@@ -55,9 +55,9 @@ LABELS: dict[str, str] = {
     "dask": "Dask `LocalCluster(2 procs)` + `dask.bag.map` (16 partitions)",
     "tpe": "`ThreadPoolExecutor(16).map`",
     "threadpool": "`multiprocessing.pool.ThreadPool(16).map`",
-    "joblib-threads": "joblib `Parallel(16, prefer=\"threads\")`",
-    "mpire-threads": "mpire `WorkerPool(16, start_method=\"threading\")`",
-    "dask-threads": "Dask `compute(*delayed, scheduler=\"threads\")`",
+    "joblib-threads": 'joblib `Parallel(16, prefer="threads")`',
+    "mpire-threads": 'mpire `WorkerPool(16, start_method="threading")`',
+    "dask-threads": 'Dask `compute(*delayed, scheduler="threads")`',
 }
 
 #: Labels that differ in one workload.
@@ -66,7 +66,7 @@ WORKLOAD_LABELS: dict[str, dict[str, str]] = {
         "parallelize": "parallelize `runner.map(task, X)` (rows, no chunking)",
         "pool": "`Pool().map(hundred_lines_job, chunks)` (notebook)",
         "joblib": "joblib `Parallel(2)(delayed(hundred_lines_job)(c) ...)`",
-        "dask": "Dask `compute(*delayed, scheduler=\"processes\")` (notebook)",
+        "dask": 'Dask `compute(*delayed, scheduler="processes")` (notebook)',
     },
     "grid": {
         "pool": "`Pool.starmap(f, itertools.product(...))`",
@@ -75,7 +75,7 @@ WORKLOAD_LABELS: dict[str, dict[str, str]] = {
     "streaming": {
         "parallelize": "parallelize `for _ in runner.map(f, it)`",
         "pool": "`Pool.imap(f, it, chunksize=1000)`",
-        "joblib": "joblib `Parallel(2, return_as=\"generator\")`",
+        "joblib": 'joblib `Parallel(2, return_as="generator")`',
         "mpire": "mpire `WorkerPool(2).imap(chunk_size=1000)`",
     },
     "shared_array": {
@@ -125,64 +125,92 @@ class Workload:
 
 WORKLOADS: tuple[Workload, ...] = (
     Workload(
-        "tiny_cold", "Tiny tasks, cold: 100,000 x `x + 1`, pool created in a fresh process",
+        "tiny_cold",
+        "Tiny tasks, cold: 100,000 x `x + 1`, pool created in a fresh process",
         ("parallelize", "loky-startup", "pool", "ppe", "loky", "joblib", "mpire", "dask"),
-        full={"n": 100_000, "reps": 5}, quick={"n": 100_000, "reps": 3}, fresh=True, timeout=120,
+        full={"n": 100_000, "reps": 5},
+        quick={"n": 100_000, "reps": 3},
+        fresh=True,
+        timeout=120,
         slow_reps={"dask": 3},
         note="Time from creating the pool to the results in hand, each repetition in a fresh "
         "process; imports are done before the clock starts; pool shutdown is not counted.",
     ),
     Workload(
-        "tiny_warm", "Tiny tasks, warm: 100,000 x `x + 1` on a running pool", PROCESS_PEERS,
-        full={"n": 100_000, "reps": 5}, quick={"n": 100_000, "reps": 3},
+        "tiny_warm",
+        "Tiny tasks, warm: 100,000 x `x + 1` on a running pool",
+        PROCESS_PEERS,
+        full={"n": 100_000, "reps": 5},
+        quick={"n": 100_000, "reps": 3},
     ),
     Workload(
-        "cpu", "CPU-bound: {tasks} tasks of about 10 ms of pure Python (speed-up = serial / time; ideal 2.0)",
+        "cpu",
+        "CPU-bound: {tasks} tasks of about 10 ms of pure Python (speed-up = serial / time; ideal 2.0)",
         ("parallelize", "serial", "pool", "ppe", "loky", "joblib", "mpire", "dask"),
-        full={"tasks": 400, "reps": 5}, quick={"tasks": 100, "reps": 3},
+        full={"tasks": 400, "reps": 5},
+        quick={"tasks": 100, "reps": 3},
     ),
     Workload(
-        "notebook", "The notebook's row-wise feature engineering: 10,000 x 64 integers, cell as written",
+        "notebook",
+        "The notebook's row-wise feature engineering: 10,000 x 64 integers, cell as written",
         ("parallelize", "serial", "pool", "joblib", "dask"),
-        full={"reps": 5}, quick={"reps": 2}, fresh=True, timeout=180,
+        full={"reps": 5},
+        quick={"reps": 2},
+        fresh=True,
+        timeout=180,
         note="Each repetition is the notebook's cell in a fresh process (a fresh kernel): the pool is "
         "created inside the timed cell. Pool, joblib and Dask use the notebook's manual chunking "
         "(`np.array_split` into chunks of 100 rows, `hundred_lines_job` reading the global `X`); "
         "parallelize maps the per-row function over `X` directly.",
     ),
     Workload(
-        "io", "I/O-bound: 200 x `sleep(0.01)` on 16 threads (ideal 200 x 0.01 / 16 = 0.125 s)", THREAD_PEERS,
-        full={"tasks": 200, "seconds": 0.01, "reps": 5}, quick={"tasks": 200, "seconds": 0.01, "reps": 3},
+        "io",
+        "I/O-bound: 200 x `sleep(0.01)` on 16 threads (ideal 200 x 0.01 / 16 = 0.125 s)",
+        THREAD_PEERS,
+        full={"tasks": 200, "seconds": 0.01, "reps": 5},
+        quick={"tasks": 200, "seconds": 0.01, "reps": 3},
         reference="parallelize-threads",
         note="With 16 threads, 200 tasks need at least 13 rounds of 10 ms: 0.130 s.",
     ),
     Workload(
-        "grid", "The seed's 6,090-point grid (impurity 2 x depth 29 x bins 105), tiny function",
+        "grid",
+        "The seed's 6,090-point grid (impurity 2 x depth 29 x bins 105), tiny function",
         ("parallelize-evaluator", "parallelize-space", "pool", "joblib", "mpire"),
-        full={"reps": 5}, quick={"reps": 3}, reference="parallelize-evaluator",
+        full={"reps": 5},
+        quick={"reps": 3},
+        reference="parallelize-evaluator",
     ),
     Workload(
-        "streaming", "Streaming memory: peak RSS growth of the parent over `x + 1` streamed, results not kept",
+        "streaming",
+        "Streaming memory: peak RSS growth of the parent over `x + 1` streamed, results not kept",
         ("parallelize", "pool", "joblib", "mpire"),
-        full={"sizes": [10**5, 10**6, 10**7], "budget": 150}, quick={"sizes": [10**4, 10**5, 10**6], "budget": 60},
+        full={"sizes": [10**5, 10**6, 10**7], "budget": 150},
+        quick={"sizes": [10**4, 10**5, 10**6], "budget": 60},
         timeout=400,
         note="Input is an iterator (`iter(range(n))`, no length); one fresh process per library and size; "
         "RSS of the parent sampled every 10 ms, growth over its value after a warm-up. A size is skipped "
         "when ten times the previous size's time would exceed the budget.",
     ),
     Workload(
-        "shared_array", "A {mb} MB NumPy array read by {parts} tasks (each sums one slice)",
+        "shared_array",
+        "A {mb} MB NumPy array read by {parts} tasks (each sums one slice)",
         ("parallelize-args", "parallelize-shared", "pool", "joblib", "mpire"),
-        full={"mb": 200, "parts": 20, "reps": 3}, quick={"mb": 100, "parts": 20, "reps": 1}, fresh=True,
-        timeout=180, reference="parallelize-args",
+        full={"mb": 200, "parts": 20, "reps": 3},
+        quick={"mb": 100, "parts": 20, "reps": 1},
+        fresh=True,
+        timeout=180,
+        reference="parallelize-args",
         note="Peak memory of the parent and all its descendants (PSS: shared pages counted once) over the "
         "baseline before the array exists, sampled every 20 ms; it includes the array itself. Fresh "
         "process per repetition. `parallelize-shared` and mpire start their workers (and hand them the "
         "array) inside the measurement.",
     ),
     Workload(
-        "skewed", "Skewed durations: {tasks} busy loops, one in fifty 100 ms, the rest 1 ms (ideal = work / 2)",
-        PROCESS_PEERS, full={"tasks": 500, "reps": 5}, quick={"tasks": 250, "reps": 3},
+        "skewed",
+        "Skewed durations: {tasks} busy loops, one in fifty 100 ms, the rest 1 ms (ideal = work / 2)",
+        PROCESS_PEERS,
+        full={"tasks": 500, "reps": 5},
+        quick={"tasks": 250, "reps": 3},
     ),
 )
 
@@ -214,7 +242,7 @@ def run_in_process(workload: str, peer: str, params: dict[str, Any], timeout: fl
         _kill_group(proc.pid)
     for line in reversed(out.splitlines()):
         if line.startswith("RESULT "):
-            result = json.loads(line[len("RESULT "):])
+            result = json.loads(line[len("RESULT ") :])
             result.setdefault("values", {})["background_cores"] = load
             return result
     tail = (err.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
@@ -381,8 +409,14 @@ def describe(row: dict[str, Any]) -> str:
     if "sizes" in row:
         parts = []
         for n, r in row["sizes"].items():
-            parts.append(f"{int(n):.0e}: " + (f"n/a ({r['error']})" if "error" in r else
-                                               f"{r['values']['growth_mb']:+.1f} MB in {fmt_s(r['times'][0])}"))
+            parts.append(
+                f"{int(n):.0e}: "
+                + (
+                    f"n/a ({r['error']})"
+                    if "error" in r
+                    else f"{r['values']['growth_mb']:+.1f} MB in {fmt_s(r['times'][0])}"
+                )
+            )
         return "; ".join(parts)
     text = f"{fmt_s(row['median'])} ({fmt_s(row['min'])} – {fmt_s(row['max'])}, n={row['n']})"
     if "peak_pss_mb" in row.get("values", {}):
@@ -410,8 +444,10 @@ def table(w: Workload, rows: dict[str, Any], params: dict[str, Any]) -> list[str
                 elif "error" in r:
                     cells.append(f"n/a ({r['error']})")
                 else:
-                    cells.append(f"{r['values']['growth_mb']:+.1f} MB ({fmt_s(r['times'][0])})"
-                                 + busy_mark({"values": {"background_cores": [r["values"].get("background_cores", 0)]}}))
+                    cells.append(
+                        f"{r['values']['growth_mb']:+.1f} MB ({fmt_s(r['times'][0])})"
+                        + busy_mark({"values": {"background_cores": [r["values"].get("background_cores", 0)]}})
+                    )
             lines.append(f"| {label(w.name, peer)} | " + " | ".join(cells) + " |")
     else:
         ref = rows.get(w.reference, {})
@@ -428,8 +464,11 @@ def table(w: Workload, rows: dict[str, Any], params: dict[str, Any]) -> list[str
                 lines.append(f"| {label(w.name, peer)} | n/a ({row['error']}) |" + " |" * (head.count("|") - 3))
                 continue
             ratio = f"{row['median'] / ref['median']:.2f}" if "median" in ref else "–"
-            cells = [label(w.name, peer) + busy_mark(row), fmt_s(row["median"]),
-                     f"{fmt_s(row['min'])} – {fmt_s(row['max'])}"]
+            cells = [
+                label(w.name, peer) + busy_mark(row),
+                fmt_s(row["median"]),
+                f"{fmt_s(row['min'])} – {fmt_s(row['max'])}",
+            ]
             if memory:
                 pss = statistics.median(row["values"]["peak_pss_mb"])
                 rss = statistics.median(row["values"]["peak_rss_mb"])
@@ -480,15 +519,26 @@ def targets(results: dict[str, Any], params: dict[str, dict[str, Any]]) -> list[
 
     p, pool, jl, mp = (med("tiny_warm", k) for k in ("parallelize", "pool", "joblib", "mpire"))
     if p and pool:
-        out.append(("tiny warm >= Pool.map (default chunksize)", f"{fmt_s(p)} vs Pool {fmt_s(pool)} ({pool / p:.2f}x)",
-                    verdict(p <= pool)))
+        out.append(
+            (
+                "tiny warm >= Pool.map (default chunksize)",
+                f"{fmt_s(p)} vs Pool {fmt_s(pool)} ({pool / p:.2f}x)",
+                verdict(p <= pool),
+            )
+        )
     if p and jl and mp:
-        out.append(("tiny warm >= 5x faster than joblib and mpire",
-                    f"{jl / p:.1f}x joblib, {mp / p:.1f}x mpire", verdict(jl / p >= 5 and mp / p >= 5)))
+        out.append(
+            (
+                "tiny warm >= 5x faster than joblib and mpire",
+                f"{jl / p:.1f}x joblib, {mp / p:.1f}x mpire",
+                verdict(jl / p >= 5 and mp / p >= 5),
+            )
+        )
     c, loky = med("tiny_cold", "parallelize"), med("tiny_cold", "loky-startup")
     if c and loky:
-        out.append(("tiny cold <= loky start-up + 20 ms", f"{fmt_s(c)} vs {fmt_s(loky)} + 20 ms",
-                    verdict(c <= loky + 0.020)))
+        out.append(
+            ("tiny cold <= loky start-up + 20 ms", f"{fmt_s(c)} vs {fmt_s(loky)} + 20 ms", verdict(c <= loky + 0.020))
+        )
     s, pc = med("cpu", "serial"), med("cpu", "parallelize")
     if s and pc:
         out.append(("CPU-bound speed-up >= 1.9", f"{s / pc:.2f}", verdict(s / pc >= 1.9)))
@@ -496,37 +546,63 @@ def targets(results: dict[str, Any], params: dict[str, dict[str, Any]]) -> list[
     others = {k: med("notebook", k) for k in ("pool", "joblib", "dask")}
     if nb and any(others.values()):
         shown = ", ".join(f"{k} {fmt_s(v)}" for k, v in others.items() if v)
-        out.append(("notebook faster than Pool, joblib, Dask as written", f"{fmt_s(nb)} vs {shown}",
-                    verdict(all(nb < v for v in others.values() if v))))
+        out.append(
+            (
+                "notebook faster than Pool, joblib, Dask as written",
+                f"{fmt_s(nb)} vs {shown}",
+                verdict(all(nb < v for v in others.values() if v)),
+            )
+        )
     io_p = med("io", "parallelize-threads")
     if io_p and "io" in params:
         ideal = params["io"]["tasks"] * params["io"]["seconds"] / 16
-        out.append(("I/O within 6% of ideal", f"{fmt_s(io_p)} vs {fmt_s(ideal)} ({io_p / ideal - 1:+.1%})",
-                    verdict(io_p <= 1.06 * ideal)))
+        out.append(
+            (
+                "I/O within 6% of ideal",
+                f"{fmt_s(io_p)} vs {fmt_s(ideal)} ({io_p / ideal - 1:+.1%})",
+                verdict(io_p <= 1.06 * ideal),
+            )
+        )
     gp = med("grid", "pool")
     for form in ("parallelize-evaluator", "parallelize-space"):
         g = med("grid", form)
         if g and gp:
-            out.append((f"grid no slower than Pool.starmap warm ({form.split('-')[1]})",
-                        f"{fmt_s(g)} vs {fmt_s(gp)} ({g / gp:.2f}x)", verdict(g <= gp)))
+            out.append(
+                (
+                    f"grid no slower than Pool.starmap warm ({form.split('-')[1]})",
+                    f"{fmt_s(g)} vs {fmt_s(gp)} ({g / gp:.2f}x)",
+                    verdict(g <= gp),
+                )
+            )
     st = results.get("streaming", {}).get("parallelize", {}).get("sizes", {})
     growth = {int(n): r["values"]["growth_mb"] for n, r in st.items() if "error" not in r}
     if len(growth) >= 2:
         lo, hi = min(growth), max(growth)
-        out.append((f"streaming memory flat within 5 MB ({lo:,} to {hi:,})",
-                    f"{growth[lo]:+.1f} MB -> {growth[hi]:+.1f} MB", verdict(growth[hi] - growth[lo] <= 5)))
+        out.append(
+            (
+                f"streaming memory flat within 5 MB ({lo:,} to {hi:,})",
+                f"{growth[lo]:+.1f} MB -> {growth[hi]:+.1f} MB",
+                verdict(growth[hi] - growth[lo] <= 5),
+            )
+        )
     for form in ("parallelize-args", "parallelize-shared"):
         row = results.get("shared_array", {}).get(form, {})
         if "values" in row:
             ratio = statistics.median(row["values"]["peak_pss_mb"]) / params["shared_array"]["mb"]
-            out.append((f"shared NumPy input peak < 1.5x array ({form.split('-')[1]})", f"{ratio:.2f}x",
-                        verdict(ratio < 1.5)))
+            out.append(
+                (f"shared NumPy input peak < 1.5x array ({form.split('-')[1]})", f"{ratio:.2f}x", verdict(ratio < 1.5))
+            )
     sk = med("skewed", "parallelize")
     if sk and "skewed" in params:
         ideal = ideal_seconds(next(w for w in WORKLOADS if w.name == "skewed"), params["skewed"])
         assert ideal
-        out.append(("skewed within 15% of perfect balance", f"{fmt_s(sk)} vs {fmt_s(ideal)} ({sk / ideal - 1:+.0%})",
-                    verdict(sk <= 1.15 * ideal)))
+        out.append(
+            (
+                "skewed within 15% of perfect balance",
+                f"{fmt_s(sk)} vs {fmt_s(ideal)} ({sk / ideal - 1:+.0%})",
+                verdict(sk <= 1.15 * ideal),
+            )
+        )
     return out
 
 
@@ -562,12 +638,17 @@ def report(results: dict[str, Any], params: dict[str, dict[str, Any]], meta: dic
     """The markdown report: when, where, targets, one table per workload."""
     lines = [
         f"Run on {meta['date']} ({meta['mode']} mode, {meta['duration']:.0f} s"
-        + (f", git {meta['git']}" if meta.get("git") else "") + ").",
+        + (f", git {meta['git']}" if meta.get("git") else "")
+        + ").",
         "",
     ]
     if meta.get("reruns"):
-        lines += ["Workloads measured (or measured again with `--update`) at: "
-                  + ", ".join(f"`{k}` {v}" for k, v in meta["reruns"].items()) + ".", ""]
+        lines += [
+            "Workloads measured (or measured again with `--update`) at: "
+            + ", ".join(f"`{k}` {v}" for k, v in meta["reruns"].items())
+            + ".",
+            "",
+        ]
     lines += [
         "| machine | |",
         "|---|---|",
@@ -579,8 +660,10 @@ def report(results: dict[str, Any], params: dict[str, dict[str, Any]], meta: dic
         lines += ["### Targets", "", "| target | measured | |", "|---|---|---|"]
         lines += [f"| {t} | {m} | {v} |" for t, m, v in checks]
         lines.append("")
-    lines.append("Times are medians of the repetitions, with min – max; `÷ parallelize` is a peer's median "
-                 "over parallelize's (above 1: parallelize is faster).")
+    lines.append(
+        "Times are medians of the repetitions, with min – max; `÷ parallelize` is a peer's median "
+        "over parallelize's (above 1: parallelize is faster)."
+    )
     lines.append("")
     for w in WORKLOADS:
         if w.name in results:
@@ -590,10 +673,15 @@ def report(results: dict[str, Any], params: dict[str, dict[str, Any]], meta: dic
 
 def git_revision() -> str:
     try:
-        out = subprocess.run(["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, timeout=10)
-        dirty = subprocess.run(["git", "-C", str(HERE), "status", "--porcelain", "--", "../parallelize"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        out = subprocess.run(
+            ["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(HERE), "status", "--porcelain", "--", "../parallelize"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         return out.stdout.strip() + (" + uncommitted changes" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return ""
@@ -611,15 +699,19 @@ def update_readme(text: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="fewer repetitions and sizes (a few minutes)")
-    parser.add_argument("--only", metavar="WORKLOAD", help="comma-separated workloads: "
-                        + ", ".join(w.name for w in WORKLOADS))
+    parser.add_argument(
+        "--only", metavar="WORKLOAD", help="comma-separated workloads: " + ", ".join(w.name for w in WORKLOADS)
+    )
     parser.add_argument("--peers", help="comma-separated peer keys to run (default: all)")
     parser.add_argument("--readme", action="store_true", help="write the report into benchmarks/README.md")
     parser.add_argument("--out", default=str(HERE / "results"), help="basename of results.json/.md")
-    parser.add_argument("--update", action="store_true",
-                        help="keep the saved results of the workloads not run now (with --only)")
+    parser.add_argument(
+        "--update", action="store_true", help="keep the saved results of the workloads not run now (with --only)"
+    )
     parser.add_argument("--from-json", metavar="FILE", help="only rebuild the report from a saved results.json")
     parser.add_argument("--case", nargs=3, metavar=("WORKLOAD", "PEER", "PARAMS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -660,8 +752,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.update:
             reruns[w.name] = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
         # Saved after every workload, so an interrupted run keeps what it measured.
-        meta = {"date": date, "mode": mode, "duration": time.perf_counter() - started, "machine": machine(),
-                "git": git_revision(), "reruns": reruns}
+        meta = {
+            "date": date,
+            "mode": mode,
+            "duration": time.perf_counter() - started,
+            "machine": machine(),
+            "git": git_revision(),
+            "reruns": reruns,
+        }
         Path(args.out + ".json").write_text(json.dumps({"meta": meta, "params": params, "results": results}, indent=1))
     text = report(results, params, meta)
     Path(args.out + ".md").write_text(text + "\n")

@@ -49,8 +49,8 @@ Not ported, and why:
 - ``executor.py::test_max_workers_negative`` is ported for the ``ValueError``; the
   message is ours (``max_workers must be an integer >= 1``).
 
-Two ports are expected to fail until the runner changes (see each one's reason):
-``test_no_stale_references`` and ``test_executor_map_current_future_cancel``.
+One port is expected to fail until the engine changes (see its reason):
+``test_executor_map_current_future_cancel``.
 """
 
 from __future__ import annotations

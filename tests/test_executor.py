@@ -192,7 +192,7 @@ def test_map_timeout_is_a_deadline_for_the_whole_iterator(executor: Executor) ->
     results = executor.map(time.sleep, [0, 1.5], timeout=0.5, chunksize=1)
     time.sleep(0.7)  # the deadline passes while nobody reads: a finished result still comes
     assert next(results) is None
-    with pytest.raises(TimeoutError) as info:
+    with pytest.raises(concurrent.futures.TimeoutError) as info:
         next(results)
     assert isinstance(info.value, concurrent.futures.TimeoutError)
     assert "timeout=0.5" in str(info.value)
@@ -202,7 +202,7 @@ def test_map_timeout_is_a_deadline_for_the_whole_iterator(executor: Executor) ->
 def test_map_timeout_zero_and_none(executor: Executor) -> None:
     assert list(executor.map(inc, range(3), timeout=None)) == [1, 2, 3]
     results = executor.map(time.sleep, [1.0], timeout=0)
-    with pytest.raises(TimeoutError):
+    with pytest.raises(concurrent.futures.TimeoutError):
         next(results)
 
 

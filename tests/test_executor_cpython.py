@@ -390,6 +390,12 @@ def test_run_after_shutdown(executor: Executor) -> None:
         executor.submit(pow, 2, 5)
 
 
+@pytest.mark.xfail(
+    sys.version_info >= (3, 12),
+    strict=True,
+    reason="Python 3.12 refuses to start threads and processes once the interpreter exits, and "
+    "parallelize starts its workers lazily, from its own threads: calls still queued at exit do not run",
+)
 def test_interpreter_shutdown(backend: str) -> None:
     # test_shutdown.py: ExecutorShutdownTest.test_interpreter_shutdown
     proc = _run_script(
@@ -461,6 +467,12 @@ def test_cancel_futures(backend: str) -> None:
     assert len(others) > 0
 
 
+@pytest.mark.xfail(
+    sys.version_info >= (3, 12),
+    strict=False,  # a race: the worker may start before the exit, and then the call runs
+    reason="Python 3.12 refuses to start threads and processes once the interpreter exits, and "
+    "parallelize starts its workers lazily, from its own threads: calls still queued at exit do not run",
+)
 def test_hang_gh83386(backend: str) -> None:
     # test_shutdown.py: ExecutorShutdownTest.test_hang_gh83386 (CPython skips it for its process
     # pool, which hangs; it passes on both backends here)

@@ -31,11 +31,10 @@ import threading
 import weakref
 from collections import deque
 from concurrent.futures import Future
-from typing import Any, AsyncIterator, Generic, TypeVar
+from typing import Any, AsyncIterator, Generic, Sequence, TypeVar
 
 from ..statistics import Statistics
-from ..worker.batch import BatchResult
-from .stream import ResultStream
+from .stream import ResultStream, batch_values
 
 __all__ = ["AsyncResultStream"]
 
@@ -71,10 +70,10 @@ class _Inbox:
     """
 
     def __init__(self) -> None:
-        self.items: deque[list[Any] | _End | _Raised] = deque()
+        self.items: deque[Sequence[Any] | _End | _Raised] = deque()
         self._waiters: list[asyncio.Future[None]] = []
 
-    def put(self, item: list[Any] | _End | _Raised) -> None:
+    def put(self, item: Sequence[Any] | _End | _Raised) -> None:
         self.items.append(item)
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
@@ -125,7 +124,7 @@ class _Pump:
         self._closing.set()
         self._credits.release()  # wake the pump if it waits for a credit
 
-    def _post(self, item: list[Any] | _End | _Raised) -> bool:
+    def _post(self, item: Sequence[Any] | _End | _Raised) -> bool:
         try:
             self._loop.call_soon_threadsafe(self._inbox.put, item)
         except RuntimeError:  # the loop is closed: nobody will read on
@@ -145,7 +144,7 @@ class _Pump:
                 except StopIteration:
                     self._post(_END)
                     return
-                values = _values(result, self._skip)
+                values = batch_values(result, self._skip)
                 if not values:
                     self._credits.release()  # nothing handed over: the credit is still ours
                 elif not self._post(values):
@@ -164,14 +163,6 @@ class _Pump:
             except BaseException as exc:  # noqa: BLE001 - handed to aclose()
                 error = exc
             self.ended.set_result(error)
-
-
-def _values(result: BatchResult, skip: bool) -> list[Any]:
-    """A batch's values as the stream's own iteration yields them."""
-    if skip and result.failures:
-        bad = set(result.failures)
-        return [v for i, v in enumerate(result.values) if i not in bad]
-    return list(result.values)
 
 
 class AsyncResultStream(AsyncIterator[T], Generic[T]):
@@ -221,7 +212,7 @@ class AsyncResultStream(AsyncIterator[T], Generic[T]):
             inbox = self._inbox
             if inbox.items:
                 item = inbox.items.popleft()
-                if isinstance(item, list):
+                if not isinstance(item, (_End, _Raised)):  # a batch of values
                     self._values.extend(item)
                     assert self._pump is not None  # only the pump posts
                     self._pump.want()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import collections
 import operator
-from typing import Any, Callable, Generic, Iterator, TypeVar
+from typing import Any, Callable, Generic, Iterator, Sequence, TypeVar
 
 from ..results.frame import batch_tail
 from ..results.tabular import TableSource, TabularResults
@@ -19,6 +19,14 @@ from ..worker.batch import BatchResult
 __all__ = ["ResultStream"]
 
 T = TypeVar("T")
+
+
+def batch_values(result: BatchResult, skip_failures: bool) -> Sequence[Any]:
+    """A batch's values as a stream yields them: failed tasks left out under ``on_error="skip"``."""
+    if skip_failures and result.failures:
+        bad = set(result.failures)
+        return [v for i, v in enumerate(result.values) if i not in bad]
+    return result.values
 
 
 class ResultStream(TabularResults, Iterator[T], Generic[T]):
@@ -65,11 +73,7 @@ class ResultStream(TabularResults, Iterator[T], Generic[T]):
         try:
             skip = self._skip
             for result in self._batches:
-                values = result.values
-                if skip and result.failures:
-                    bad = set(result.failures)
-                    values = [v for i, v in enumerate(values) if i not in bad]
-                rest = iter(values)
+                rest = iter(batch_values(result, skip))
                 self._current = (result, rest)
                 yield from rest
             self._current = None

@@ -4,12 +4,21 @@ A worker owns one end of a socket pair; the parent owns the other. Every message
 but the last starts with a header (the job's id and, from the worker, the kind
 of message), so a payload that cannot be unpickled still says whose it is::
 
-    parent -> worker   [job_id] pickled (fn, args, kwargs)   run this
+    parent -> worker   [job_id] pickled (fn, args, kwargs)   run this (after the job before it)
+                       [-1 - job_id]                         give that job back if not started
                        b""                                   exit now
     worker -> parent   [job_id STARTED]                      the job really started here
                        [job_id OK] pickled value             it returned
                        [job_id RAISED] pickled (exc, tb)     it raised (any BaseException)
                        [job_id UNPICKLABLE] utf-8 text       its arguments or result would not pickle
+                       [job_id REVOKED]                      given back unstarted, as asked
+
+A reader thread takes every message off the socket as it comes and queues the
+jobs, so the parent can send a worker its next job while the current one runs
+(no idle round trip between jobs), and a parent sending a large job never
+waits on a worker that is itself sending a large result: the reader always
+drains. The reader sends only the small ``REVOKED`` notice, and only when no
+other send is under way (else the main thread sends it right after its own).
 
 The worker never dies of a job's own exception: ``SystemExit``,
 ``KeyboardInterrupt`` and every other ``BaseException`` raised by a job are
@@ -31,15 +40,16 @@ import struct
 import threading
 import time
 import traceback
+from collections import deque
 from typing import Any, Callable
 
-__all__ = ["JOB_ID", "OK", "RAISED", "REPLY", "STARTED", "UNPICKLABLE", "worker_main"]
+__all__ = ["JOB_ID", "OK", "RAISED", "REPLY", "REVOKED", "STARTED", "UNPICKLABLE", "worker_main"]
 
 #: The framing of a job message: its id, ahead of the pickle, so that a worker
 #: that cannot unpickle a job can still say which one.
 JOB_ID = struct.Struct("!q")
 
-STARTED, OK, RAISED, UNPICKLABLE = 0, 1, 2, 3
+STARTED, OK, RAISED, UNPICKLABLE, REVOKED = 0, 1, 2, 3, 4
 
 #: The header of a message from a worker: the job's id and the message's kind.
 REPLY = struct.Struct("!qB")
@@ -54,6 +64,81 @@ def _watch_parent(parent_pid: int) -> None:
         time.sleep(PARENT_CHECK_SECONDS)
         if os.getppid() != parent_pid:
             os._exit(1)  # orphaned: nobody will read our results
+
+
+class _Inbox:
+    """The jobs read off the socket, in order, and this worker's sends.
+
+    The reader thread puts jobs in; the main thread takes them out. Sends go
+    through ``send``, one at a time; the reader's ``REVOKED`` notices wait in
+    an outbox when a send is under way, and whoever holds the send lock last
+    flushes it, so no notice is stranded and the reader never blocks on a
+    send of the main thread's (it must keep reading).
+    """
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.jobs: deque[tuple[int, bytes]] = deque()
+        self.ready = threading.Condition(threading.Lock())
+        self.closed = False
+        self._send_lock = threading.Lock()
+        self._outbox: deque[bytes] = deque()
+
+    def send(self, payload: bytes) -> None:
+        """Send from the main thread (blocks until sent)."""
+        with self._send_lock:
+            self.conn.send_bytes(payload)
+            self._flush()
+        self._try_flush()
+
+    def notify(self, payload: bytes) -> None:
+        """Send a small notice from the reader thread, now or right after the send under way."""
+        self._outbox.append(payload)
+        self._try_flush()
+
+    def _try_flush(self) -> None:
+        while self._outbox and self._send_lock.acquire(blocking=False):
+            try:
+                self._flush()
+            finally:
+                self._send_lock.release()
+
+    def _flush(self) -> None:
+        while self._outbox:
+            self.conn.send_bytes(self._outbox.popleft())
+
+    def read(self) -> None:
+        """The reader thread: queue jobs, answer revocations, until the parent says stop."""
+        try:
+            while True:
+                data = self.conn.recv_bytes()
+                if not data:
+                    break
+                (job_id,) = JOB_ID.unpack_from(data)
+                if job_id >= 0:
+                    with self.ready:
+                        self.jobs.append((job_id, data))
+                        self.ready.notify()
+                    continue
+                wanted = -1 - job_id
+                with self.ready:
+                    found = next((job for job in self.jobs if job[0] == wanted), None)
+                    if found is not None:
+                        self.jobs.remove(found)
+                if found is not None:
+                    self.notify(REPLY.pack(wanted, REVOKED))
+        except (EOFError, OSError):
+            pass
+        with self.ready:
+            self.closed = True
+            self.ready.notify()
+
+    def next_job(self) -> tuple[int, bytes] | None:
+        """The next job, waiting for one; ``None`` once the parent says stop (queued jobs are dropped)."""
+        with self.ready:
+            while not self.jobs and not self.closed:
+                self.ready.wait()
+            return None if self.closed else self.jobs.popleft()
 
 
 def worker_main(conn: Any, parent_pid: int, env: dict[str, str] | None, initializer: Callable[[], None] | None) -> None:
@@ -80,21 +165,23 @@ def worker_main(conn: Any, parent_pid: int, env: dict[str, str] | None, initiali
     from ..worker.failure import portable
     from ..worker.pickling import dumps_any
 
-    send = conn.send_bytes
-    recv = conn.recv_bytes
+    inbox = _Inbox(conn)
+    send = inbox.send
+    threading.Thread(target=inbox.read, name="parallelize-reader", daemon=True).start()
     while True:
-        try:
-            data = recv()
-        except (EOFError, OSError):
+        got = inbox.next_job()
+        if got is None:
             return
-        if not data:
-            return
-        (job_id,) = JOB_ID.unpack_from(data)
+        job_id, data = got
+        got = None
         try:
             fn, args, kwargs = pickle.loads(memoryview(data)[JOB_ID.size :])
         except BaseException as exc:  # noqa: BLE001 - a job that cannot be rebuilt here
             text = f"its arguments could not be unpickled in the worker ({type(exc).__name__}: {exc})"
-            send(REPLY.pack(job_id, UNPICKLABLE) + text.encode("utf-8", "replace"))
+            try:
+                send(REPLY.pack(job_id, UNPICKLABLE) + text.encode("utf-8", "replace"))
+            except (EOFError, OSError):
+                return
             continue
         del data
         started = REPLY.pack(job_id, STARTED)
@@ -102,7 +189,10 @@ def worker_main(conn: Any, parent_pid: int, env: dict[str, str] | None, initiali
             # The job says when its work starts (after unpickling its functions).
             batch.set_start_hook(functools.partial(send, started))
         else:
-            send(started)
+            try:
+                send(started)
+            except (EOFError, OSError):
+                return
         try:
             kind, out = OK, fn(*args, **kwargs)
         except BaseException as exc:  # noqa: BLE001 - every exception is the job's failure

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 __all__ = ["BatchSizer", "MAX_OUTSTANDING_PER_WORKER", "TARGET_BATCH_SECONDS"]
 
-# Aim of a batch's duration inside a worker. A round trip costs 0.1-1 ms on the
-# process backend, and more when the parent's threads wait for the GIL (up to
-# the 5 ms switch interval). At 20 ms a 10 ms task made batches of one: 400 such
-# tasks lost 11% of the workers' time between batches (1.13x Pool.map, same
-# run); at 50 ms, 1.02-1.03x (benchmarks/pairs.py). The fair-share cap still
-# shrinks the last batches so workers finish together.
-TARGET_BATCH_SECONDS = 0.05
+# Aim of a batch's duration inside a worker. The process pool sends each
+# worker its next batch while the current one runs, so a batch no longer costs
+# an idle round trip; what it still costs is the parent's CPU (reading,
+# accounting, sending), which on 2 cores is taken from the workers. On 400
+# tasks of 10 ms (benchmarks/pairs.py, 5 pairs, same run, against Pool.map):
+# 50 ms made 1.02x, 100 ms 1.03x, 200 ms 1.01x; before jobs were sent ahead,
+# 20 ms made 1.13x and 50 ms 1.04x. The fair-share cap still shrinks the last
+# batches so workers finish together.
+TARGET_BATCH_SECONDS = 0.2
 
 # A batch never grows by more than this factor at once, so one freak fast
 # batch cannot produce an enormous next one.

@@ -8,8 +8,9 @@ window of batches, and an infinite input is fine.
 from __future__ import annotations
 
 import collections
+import itertools
 import operator
-from typing import Any, Callable, Generic, Iterator, Sequence, TypeVar
+from typing import Any, Callable, Generator, Generic, Iterator, Sequence, TypeVar
 
 from ..results.frame import batch_tail
 from ..results.tabular import TableSource, TabularResults
@@ -67,15 +68,19 @@ class ResultStream(TabularResults, Iterator[T], Generic[T]):
         # The batch whose values are being handed out, and an iterator over the
         # ones not handed out yet: to_dataframe() starts right after them.
         self._current: tuple[BatchResult, Iterator[Any]] | None = None
-        self._values = self._generate()
+        self._per_batch = self._generate()
+        # chain walks each batch's values at C speed: a generator yielding
+        # them one by one cost ~50 ns a value, a third of the parent's time on
+        # 100,000 tiny tasks.
+        self._values: Iterator[Any] = itertools.chain.from_iterable(self._per_batch)
 
-    def _generate(self) -> Iterator[Any]:
+    def _generate(self) -> Generator[Iterator[Any], None, None]:
         try:
             skip = self._skip
             for result in self._batches:
                 rest = iter(batch_values(result, skip))
                 self._current = (result, rest)
-                yield from rest
+                yield rest
             self._current = None
         finally:
             self._finish()
@@ -125,9 +130,11 @@ class ResultStream(TabularResults, Iterator[T], Generic[T]):
 
     def close(self) -> None:
         """Stop early: cancel queued tasks and release the input."""
-        close_values = getattr(self._values, "close", None)
-        if close_values is not None:
-            close_values()
+        current, self._current = self._current, None
+        if current is not None:
+            # The chain may be half way through this batch: it must yield no more.
+            collections.deque(current[1], maxlen=0)
+        self._per_batch.close()
         close = getattr(self._batches, "close", None)
         if close is not None:
             close()

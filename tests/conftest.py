@@ -8,6 +8,7 @@ library is missing is skipped with the reason.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from typing import Any, Callable, Iterator
 
@@ -73,6 +74,9 @@ def no_leftover_processes(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     if request.node.get_closest_marker("keeps_workers"):
         return
+    mplock = sys.modules.get("parallelize.mplock")
+    if mplock is not None:
+        mplock.end_workers()  # kept between mp_lock calls by design (tests/test_mp_lock.py checks them)
     deadline = time.monotonic() + 10
     stray = _stray_children()
     while stray and time.monotonic() < deadline:

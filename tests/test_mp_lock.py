@@ -401,3 +401,62 @@ def test_record_every_is_checked(tmp_path: Path, kwargs: dict[str, Any], match: 
         kwargs = {**kwargs, "before_record": lambda p, i, v: None}
     with pytest.raises(ConfigError, match=match):
         Checkpoint(tmp_path / "ck", **kwargs)
+
+
+def pid_and_init(item: Any, shared_data: dict[str, Any], init_values: dict[str, Any]) -> tuple[int, Any, Any]:
+    return os.getpid(), init_values.get("call"), shared_data.get("tag")
+
+
+def init_for(call: str) -> Any:
+    def init(shared_data: dict[str, Any]) -> dict[str, Any]:
+        return {"call": call}
+
+    return init
+
+
+def test_consecutive_calls_reuse_the_workers_with_each_calls_own_init_and_shared_data(tmp_path: Path) -> None:
+    from parallelize.mplock import end_workers
+
+    first = mp_lock_values(
+        list(range(8)), pid_and_init, None, 2, tmp_path / "a", init_function=init_for("a"), shared_data={"tag": 1}
+    )
+    second = mp_lock_values(
+        list(range(8)), pid_and_init, None, 2, tmp_path / "b", init_function=init_for("b"), shared_data={"tag": 2}
+    )
+    assert {(c, t) for _, c, t in first} == {("a", 1)}
+    assert {(c, t) for _, c, t in second} == {("b", 2)}  # never the previous call's set-up
+    assert {p for p, _, _ in second} <= {p for p, _, _ in first}  # the same processes
+    # Fewer processes asked for: never more run than that.
+    third = mp_lock_values(list(range(8)), pid_and_init, None, 1, tmp_path / "c", init_function=init_for("c"))
+    assert len({p for p, _, _ in third}) == 1 and {c for _, c, _ in third} == {"c"}
+    end_workers()
+    for pid in {p for p, _, _ in first + third}:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail(f"worker {pid} still runs after end_workers()")
+
+
+def test_a_call_while_another_runs_gets_workers_of_its_own(tmp_path: Path) -> None:
+    out: dict[str, list[Any]] = {}
+
+    def run(name: str) -> None:
+        out[name] = mp_lock_values(list(range(6)), slow_pid, None, 2, tmp_path / name, init_function=init_for(name))
+
+    threads = [threading.Thread(target=run, args=(name,)) for name in ("x", "y")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert {c for _, c in out["x"]} == {"x"} and {c for _, c in out["y"]} == {"y"}
+    assert not {p for p, _ in out["x"]} & {p for p, _ in out["y"]}
+
+
+def slow_pid(item: Any, shared_data: dict[str, Any], init_values: dict[str, Any]) -> tuple[int, Any]:
+    time.sleep(0.2)
+    return os.getpid(), init_values["call"]

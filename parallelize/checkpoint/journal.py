@@ -284,14 +284,17 @@ class Checkpoint:
         if not path.exists():
             ours = sorted(p.name for p in self.folder.glob(_SEGMENT_GLOB))
             others = [p.name for p in self.folder.iterdir() if p.name not in ours and not p.name.startswith(".")]
-            if others:
-                raise ConfigError(
-                    f"folder {str(self.folder)!r} is not a parallelize checkpoint (no {MANIFEST}) and is not "
-                    f"empty (it holds {sorted(others)[:5]}); give a new or empty folder"
-                )
-            if ours:  # the writer puts the manifest in place before any journal file
-                raise self._bad_manifest(path, f"it is missing, but the folder holds journal files {ours[:3]}")
-            return None
+            # Looked at again: a writer may have put it in place during the listing
+            # (a reader polling a checkpoint that a new run is creating saw it so).
+            if not path.exists():
+                if others:
+                    raise ConfigError(
+                        f"folder {str(self.folder)!r} is not a parallelize checkpoint (no {MANIFEST}) and is not "
+                        f"empty (it holds {sorted(others)[:5]}); give a new or empty folder"
+                    )
+                if ours:  # the writer puts the manifest in place before any journal file
+                    raise self._bad_manifest(path, f"it is missing, but the folder holds journal files {ours[:3]}")
+                return None
         try:
             doc = json.loads(path.read_bytes().decode("utf-8"), parse_constant=_no_constant)
         except IsADirectoryError:

@@ -218,13 +218,8 @@ class ProcessPool:
         Raises:
             RuntimeError: jobs are still queued or running.
         """
-        body = None
-        if initializer is not None:
-            buffer = io.BytesIO()
-            from ..worker.pickling import ArrayCloudPickler
-
-            ArrayCloudPickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump((initializer, (), {}))
-            body = buffer.getvalue()
+        # Pickled once; each worker's copy gets an id of its own in _assign.
+        body = _encode(0, initializer, (), {})[JOB_ID.size :] if initializer is not None else None
         with self._lock:
             if self._jobs:
                 raise RuntimeError("a process pool can only be reset while idle")
@@ -485,10 +480,7 @@ class ProcessPool:
                         self._finish_job(worker, gone)
                 return
             if kind == REVOKED:
-                if job in worker.jobs:
-                    worker.jobs.remove(job)
-                if not worker.jobs:
-                    worker.idle_since = time.monotonic()
+                self._release(worker, job)
                 job.worker = None
                 job.revoking = False
                 self._pending.appendleft(job)
@@ -531,6 +523,10 @@ class ProcessPool:
 
     def _finish_job(self, worker: _Worker, job: _Job) -> None:
         self._jobs.pop(job.id, None)
+        self._release(worker, job)
+
+    def _release(self, worker: _Worker, job: _Job) -> None:
+        """``worker`` no longer holds ``job`` (it finished, or was given back)."""
         if job in worker.jobs:
             worker.jobs.remove(job)
         if not worker.jobs:

@@ -122,3 +122,31 @@ def test_cancelled_jobs_sent_ahead_leave_the_pool_idle(pool: ProcessPool) -> Non
     while not pool.idle() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert pool.idle()
+
+
+def test_a_lent_pool_is_reused_by_runners_and_never_shut_down_by_them(pool: ProcessPool) -> None:
+    from parallelize import Parallelize
+
+    with Parallelize(2, backend="process", pool=pool) as runner:
+        first = set(runner.map(_pid, range(40)))
+    with Parallelize(1, backend="process", pool=pool) as runner:
+        second = set(runner.map(_pid, range(40)))
+    assert len(second) == 1 and second <= first  # the same processes, at most the width asked for
+    assert pool.submit(nap, 0.0, "alive").result(timeout=30) == "alive"
+
+
+def test_a_bad_or_busy_pool_is_refused_by_name(pool: ProcessPool) -> None:
+    from parallelize import Parallelize
+    from parallelize.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="pool must be a parallelize.backends.pool.ProcessPool, got 'mine'"):
+        Parallelize(2, backend="process", pool="mine")
+    busy = pool.submit(nap, 1.0, "busy")
+    with pytest.raises(ConfigError, match="still has 1 task"):
+        Parallelize(2, backend="process", pool=pool)
+    assert busy.result(timeout=30) == "busy"  # nothing lost
+
+
+def _pid(_: int) -> int:
+    time.sleep(0.01)
+    return os.getpid()

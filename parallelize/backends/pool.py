@@ -55,7 +55,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any, Callable
 
-from ..errors import PicklingError, RunnerClosedError, TaskLostError, WorkerCrashedError
+from ..errors import ConfigError, PicklingError, RunnerClosedError, TaskLostError, WorkerCrashedError
 from ..logs import logger
 from .pool_worker import JOB_ID, OK, RAISED, REPLY, REVOKED, STARTED, UNPICKLABLE, worker_main
 
@@ -216,13 +216,16 @@ class ProcessPool:
         (modules they imported stay imported).
 
         Raises:
-            RuntimeError: jobs are still queued or running.
+            ConfigError: jobs are still queued or running.
         """
         # Pickled once; each worker's copy gets an id of its own in _assign.
         body = _encode(0, initializer, (), {})[JOB_ID.size :] if initializer is not None else None
         with self._lock:
             if self._jobs:
-                raise RuntimeError("a process pool can only be reset while idle")
+                raise ConfigError(
+                    f"the process pool still has {len(self._jobs)} task(s) queued or running; lend it to a new "
+                    "runner only once they are done (ProcessPool.idle() says when)"
+                )
             self.max_workers = max_workers
             self.initializer = initializer
             self._setup_body = body

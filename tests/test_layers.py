@@ -17,7 +17,21 @@ PACKAGE = Path(__file__).resolve().parent.parent / "parallelize"
 
 # Lowest first. A module may import its own layer's modules and lower layers only.
 LAYERS: list[tuple[str, set[str]]] = [
-    ("core", {"errors", "validate", "retry", "durable", "statistics", "hashing", "distributions", "space", "options", "logs"}),
+    (
+        "core",
+        {
+            "errors",
+            "validate",
+            "retry",
+            "durable",
+            "statistics",
+            "hashing",
+            "distributions",
+            "space",
+            "options",
+            "logs",
+        },
+    ),
     ("worker", {"worker"}),
     ("scheduler", {"scheduler"}),
     ("backends", {"backends"}),

@@ -5,7 +5,10 @@ shutdown made by one runner reaches every runner's tasks, a task counts as
 running while it still waits in a queue, and a worker whose grandchild holds its
 pipes open is never noticed dead. This pool keeps what loky is good at (workers
 started by fork+exec, so it is safe with threads; cloudpickle for functions) and
-owns its workers itself::
+owns its workers itself. It starts them itself too, with ``subprocess``:
+loky's launcher also started two resource-tracker processes and imported
+loky and the parent's ``__main__`` script in every worker, 55 ms and more of
+each worker's start-up::
 
     caller threads                 manager thread                     workers
     --------------                 --------------                     -------
@@ -43,9 +46,13 @@ from __future__ import annotations
 
 import atexit
 import io
+import multiprocessing
 import os
 import pickle
 import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 import weakref
@@ -57,7 +64,7 @@ from typing import Any, Callable
 
 from ..errors import ConfigError, PicklingError, RunnerClosedError, TaskLostError, WorkerCrashedError
 from ..logs import logger
-from .pool_worker import JOB_ID, OK, RAISED, REPLY, REVOKED, STARTED, UNPICKLABLE, worker_main
+from .pool_worker import BOOT, JOB_ID, OK, RAISED, READY, REPLY, REVOKED, STARTED, UNPICKLABLE
 
 __all__ = ["ProcessPool", "PoolKilledError"]
 
@@ -112,6 +119,22 @@ def _encode(job_id: int, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: 
     return buffer.getvalue()
 
 
+# A new worker's ``setup``: it has not been sent the pool's initializer yet.
+_NO_SETUP = object()
+
+
+def _setup_body(initializer: Callable[[], None] | None) -> bytes | None:
+    """The initializer's job message without its id, pickled once (each worker's copy gets an id in _assign)."""
+    if initializer is None:
+        return None
+    try:
+        return _encode(0, initializer, (), {})[JOB_ID.size :]
+    except Exception as exc:
+        raise PicklingError(
+            f"the pool's initializer {initializer!r} could not be pickled: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
 @dataclass(eq=False)
 class _Job:
     id: int
@@ -125,18 +148,19 @@ class _Job:
 
 @dataclass(eq=False)
 class _Worker:
-    process: Any
+    process: subprocess.Popen[bytes]
     conn: Connection
     jobs: deque[_Job] = field(default_factory=deque)
+    ready: bool = False  # it said it started up; jobs go only to ready workers
     killed: bool = False  # SIGKILLed on purpose: its running job was not at fault
     leaving: bool = False  # asked to exit (idle too long)
     closed: bool = False  # its socket reached end of file: it is exiting
     idle_since: float = field(default_factory=time.monotonic)
-    setup: Any = None  # the initializer this worker has run (see ProcessPool.reset)
+    setup: Any = _NO_SETUP  # the initializer this worker was sent (see _assign)
 
     @property
     def pid(self) -> int:
-        return int(self.process.pid)
+        return self.process.pid
 
 
 class ProcessPool:
@@ -164,7 +188,7 @@ class ProcessPool:
         self._lock = threading.Lock()
         self._pending: deque[_Job] = deque()
         self._revokes: list[_Job] = []  # jobs to ask back from their workers
-        self._setup_body: bytes | None = None  # the pickled initializer, once reset() changed it
+        self._setup_body = _setup_body(initializer)  # sent to each worker ahead of its first job
         self._jobs: dict[int, _Job] = {}
         self._workers: list[_Worker] = []
         self._next_id = 0
@@ -175,6 +199,7 @@ class ProcessPool:
         self._thread: threading.Thread | None = None
         self._fds_closed = False
         self._lost = 0  # workers that died or were killed and are not replaced yet (for the log)
+        self._boot_deaths = 0  # workers in a row that died before they were ready
         _ALL.add(self)
 
     # -- the callers' side -------------------------------------------------------------
@@ -218,8 +243,7 @@ class ProcessPool:
         Raises:
             ConfigError: jobs are still queued or running.
         """
-        # Pickled once; each worker's copy gets an id of its own in _assign.
-        body = _encode(0, initializer, (), {})[JOB_ID.size :] if initializer is not None else None
+        body = _setup_body(initializer)
         with self._lock:
             if self._jobs:
                 raise ConfigError(
@@ -345,19 +369,21 @@ class ProcessPool:
             pass
 
     def _spawn(self) -> _Worker:
-        from loky.backend.context import get_context
-
-        ctx = get_context("loky")
-        parent_conn, child_conn = ctx.Pipe(duplex=True)
-        process = ctx.Process(
-            target=worker_main,
-            args=(child_conn, os.getpid(), self.env, self.initializer),
-            name=f"parallelize-worker-{len(self._workers)}",
-            daemon=True,
-        )
-        process.start()
-        child_conn.close()
-        worker = _Worker(process, parent_conn, setup=self.initializer)
+        parent_end, child_end = socket.socketpair()
+        name = f"parallelize-worker-{len(self._workers)}"
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-c", BOOT, str(child_end.fileno()), str(os.getpid()), name],
+                pass_fds=(child_end.fileno(),),
+                env={**os.environ, **self.env} if self.env else None,
+            )
+        finally:
+            child_end.close()
+        conn = Connection(parent_end.detach())
+        # The worker's first read (see pool_worker.BOOT).
+        preparation = (sys.path, sys.argv, bytes(multiprocessing.current_process().authkey))
+        conn.send_bytes(pickle.dumps(preparation, protocol=pickle.HIGHEST_PROTOCOL))
+        worker = _Worker(process, conn)
         self._workers.append(worker)
         if self._lost:
             self._lost -= 1
@@ -371,17 +397,23 @@ class ProcessPool:
             job = self._pending.popleft()
             self._jobs.pop(job.id, None)
         live = [w for w in self._workers if not (w.killed or w.leaving or w.closed)]
+        # Start workers for what the ready ones cannot take at once. Jobs go
+        # only to ready workers, so a job never waits for a worker to start
+        # while another could run it, and a new worker joins when it is up.
+        booting = sum(1 for w in live if not w.ready)
+        idle = sum(1 for w in live if w.ready and not w.jobs)
+        while len(live) < self.max_workers and len(self._pending) > idle + booting:
+            live.append(self._spawn())
+            booting += 1
+        ready = [w for w in live if w.ready]
         while self._pending:
-            idle = [w for w in live if not w.jobs]
-            if idle:
-                worker = idle[0]
-            elif len(live) < self.max_workers:
-                worker = self._spawn()
-                live.append(worker)
+            idle_workers = [w for w in ready if not w.jobs]
+            if idle_workers:
+                worker = idle_workers[0]
             else:
                 # A job sent ahead, to the least loaded worker with room; none
                 # to a worker with a revocation outstanding (it must first answer).
-                ahead = [w for w in live if len(w.jobs) < JOBS_PER_WORKER and not any(j.revoking for j in w.jobs)]
+                ahead = [w for w in ready if len(w.jobs) < JOBS_PER_WORKER and not any(j.revoking for j in w.jobs)]
                 if not ahead:
                     break
                 worker = min(ahead, key=lambda w: len(w.jobs))
@@ -390,7 +422,7 @@ class ProcessPool:
                 self._jobs.pop(job.id, None)
                 continue
             if worker.setup is not self.initializer:
-                # Lent anew since this worker started (reset): the initializer
+                # A new worker, or one lent anew since (reset): the initializer
                 # first, as a job of its own whose replies nobody waits for.
                 worker.setup = self.initializer
                 if self._setup_body is not None:
@@ -402,8 +434,8 @@ class ProcessPool:
         if not self._pending:
             # Workers idle with nothing to give them: take back jobs queued
             # behind running ones, one per idle worker.
-            free = sum(1 for w in live if not w.jobs)
-            for worker in live:
+            free = sum(1 for w in ready if not w.jobs)
+            for worker in ready:
                 if free <= 0:
                     break
                 waiting = worker.jobs[-1] if len(worker.jobs) > 1 else None
@@ -473,6 +505,10 @@ class ProcessPool:
 
     def _handle(self, worker: _Worker, job_id: int, kind: int, payload: memoryview) -> None:
         with self._lock:
+            if kind == READY:
+                worker.ready = True
+                self._boot_deaths = 0
+                return
             job = self._jobs.get(job_id)
             if job is None:
                 # Dropped or killed meanwhile; if it was sent ahead to this
@@ -538,11 +574,11 @@ class ProcessPool:
     def _reap(self) -> None:
         """Notice dead workers: fail the job each was running, requeue the rest."""
         with self._lock:
-            dead = [w for w in self._workers if w.process.exitcode is not None]
+            dead = [w for w in self._workers if w.process.poll() is not None]
             failures: list[tuple[_Job, BaseException]] = []
             for worker in dead:
                 self._workers.remove(worker)
-                code = worker.process.exitcode
+                code = worker.process.returncode
                 worker.conn.close()
                 requeue = []
                 for job in worker.jobs:
@@ -578,6 +614,22 @@ class ProcessPool:
                         requeue.append(job)
                 worker.jobs.clear()
                 self._pending.extendleft(reversed(requeue))
+                if not (worker.ready or worker.killed or worker.leaving or self._stop):
+                    self._boot_deaths += 1
+                    if self._boot_deaths >= MAX_DEATHS_BEFORE_START:
+                        # Workers die while starting up, before any job reaches
+                        # them: nothing queued can run, so fail it all at once.
+                        self._boot_deaths = 0
+                        err = WorkerCrashedError(
+                            f"{MAX_DEATHS_BEFORE_START} worker processes in a row died while starting, before "
+                            f"running anything; the last (pid {worker.pid}): {describe_exit(code)}. Their error "
+                            f"output (stderr) says why; often parallelize is not importable by {sys.executable} "
+                            "with this program's sys.path"
+                        )
+                        for job in self._pending:
+                            self._jobs.pop(job.id, None)
+                            failures.append((job, err))
+                        self._pending.clear()
                 if not worker.leaving and not self._stop:
                     self._lost += 1
                     if worker.killed:
@@ -607,10 +659,9 @@ class ProcessPool:
             except OSError:
                 pass
         for worker in workers:
-            worker.process.join(timeout=2.0)
-            if worker.process.exitcode is None:
+            if not _wait(worker.process, 2.0):
                 self._kill_worker(worker)
-                worker.process.join(timeout=2.0)
+                _wait(worker.process, 2.0)
             worker.conn.close()
         with self._lock:
             self._workers.clear()
@@ -627,6 +678,15 @@ class ProcessPool:
                 os.close(fd)
             except OSError:
                 pass
+
+
+def _wait(process: subprocess.Popen[bytes], seconds: float) -> bool:
+    """Whether ``process`` ended (and was reaped) within ``seconds``."""
+    try:
+        process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        return False
+    return True
 
 
 def _set(future: Future[Any], value: Any) -> None:

@@ -1,7 +1,15 @@
 """The loop that runs inside each worker process of ``parallelize.backends.pool``.
 
+A worker is a fresh interpreter started by fork+exec (``subprocess``; safe
+with threads in the parent) running ``BOOT``: it reads the parent's
+``sys.path``, ``sys.argv`` and multiprocessing authentication key (which
+``multiprocessing`` managers' proxies need) as the first message, then
+imports this module.
+Nothing else is imported or run there: not the parent's ``__main__`` script
+(functions from it travel by value with cloudpickle), not a resource tracker.
+
 A worker owns one end of a socket pair; the parent owns the other. Every message
-but the last starts with a header (the job's id and, from the worker, the kind
+after the first starts with a header (the job's id and, from the worker, the kind
 of message), so a payload that cannot be unpickled still says whose it is::
 
     parent -> worker   [job_id] pickled (fn, args, kwargs)   run this (after the job before it)
@@ -12,6 +20,7 @@ of message), so a payload that cannot be unpickled still says whose it is::
                        [job_id RAISED] pickled (exc, tb)     it raised (any BaseException)
                        [job_id UNPICKLABLE] utf-8 text       its arguments or result would not pickle
                        [job_id REVOKED]                      given back unstarted, as asked
+                       [-1 READY]                            started up: send it jobs
 
 A reader thread takes every message off the socket as it comes and queues the
 jobs, so the parent can send a worker its next job while the current one runs
@@ -41,15 +50,33 @@ import threading
 import time
 import traceback
 from collections import deque
-from typing import Any, Callable
+from typing import Any
 
-__all__ = ["JOB_ID", "OK", "RAISED", "REPLY", "REVOKED", "STARTED", "UNPICKLABLE", "worker_main"]
+__all__ = ["BOOT", "JOB_ID", "OK", "RAISED", "READY", "REPLY", "REVOKED", "STARTED", "UNPICKLABLE", "worker_main"]
+
+#: The program a worker runs (``python -c BOOT FD PARENT_PID NAME``): ignore
+#: Ctrl-C from the first line (the parent decides the workers' fate), take
+#: ``sys.path``, ``sys.argv`` and the authentication key from the parent, then
+#: serve jobs.
+BOOT = """\
+import signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+def _boot(fd, parent):
+    import multiprocessing
+    from multiprocessing.connection import Connection
+    from pickle import loads
+    conn = Connection(fd)
+    sys.path[:], sys.argv[:], multiprocessing.current_process().authkey = loads(conn.recv_bytes())
+    from parallelize.backends.pool_worker import worker_main
+    worker_main(conn, parent)
+_boot(int(sys.argv[1]), int(sys.argv[2]))
+"""
 
 #: The framing of a job message: its id, ahead of the pickle, so that a worker
 #: that cannot unpickle a job can still say which one.
 JOB_ID = struct.Struct("!q")
 
-STARTED, OK, RAISED, UNPICKLABLE, REVOKED = 0, 1, 2, 3, 4
+STARTED, OK, RAISED, UNPICKLABLE, REVOKED, READY = 0, 1, 2, 3, 4, 5
 
 #: The header of a message from a worker: the job's id and the message's kind.
 REPLY = struct.Struct("!qB")
@@ -141,26 +168,20 @@ class _Inbox:
             return None if self.closed else self.jobs.popleft()
 
 
-def worker_main(conn: Any, parent_pid: int, env: dict[str, str] | None, initializer: Callable[[], None] | None) -> None:
+def worker_main(conn: Any, parent_pid: int) -> None:
     """Serve jobs from ``conn`` until told to stop or orphaned.
+
+    The pool's initializer comes as a job of its own, ahead of the first job
+    (its errors are its jobs' business: see ``WorkerSetup``).
 
     Args:
         conn: this worker's end of the socket pair.
         parent_pid: the pool's process; the worker exits when it is gone.
-        env: environment variables to set before anything runs.
-        initializer: called once before the first job, or ``None``.
     """
     # Ctrl-C in a terminal reaches the whole process group; the parent decides
     # what happens to the workers, and no worker prints a traceback of its own.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if env:
-        os.environ.update(env)
     threading.Thread(target=_watch_parent, args=(parent_pid,), name="parallelize-watchdog", daemon=True).start()
-    if initializer is not None:
-        try:
-            initializer()
-        except BaseException:  # noqa: BLE001 - the initializer's own error is its jobs' business
-            pass
     from ..worker import batch
     from ..worker.failure import portable
     from ..worker.pickling import dumps_any
@@ -168,6 +189,10 @@ def worker_main(conn: Any, parent_pid: int, env: dict[str, str] | None, initiali
     inbox = _Inbox(conn)
     send = inbox.send
     threading.Thread(target=inbox.read, name="parallelize-reader", daemon=True).start()
+    try:
+        send(REPLY.pack(-1, READY))
+    except (EOFError, OSError):
+        return
     while True:
         got = inbox.next_job()
         if got is None:

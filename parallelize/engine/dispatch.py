@@ -69,10 +69,12 @@ from ..errors import (
     add_note,
 )
 from ..options import RunOptions
+from ..space import ParamSpace
 from ..statistics import StatisticsCollector
 from ..worker.batch import Batch, BatchResult, run_batch
 from ..worker.calls import CallMode
 from ..worker.failure import short_repr
+from ..worker.grid_points import GridPoints
 from ..worker.pickling import FunctionHandle
 from .batching import (
     IN_PROCESS_TARGET_SECONDS,
@@ -201,6 +203,10 @@ class _Engine:
         elif spec.call == "kwargs" and hasattr(items, "iter_values") and hasattr(items, "keys"):
             self.it = items.iter_values()  # a sample-only space raises here
             self.keys = tuple(items.keys)
+            # A grid's batches are ranges of its points (see GridPoints): the
+            # axes and two numbers travel, not a tuple per point.
+            if isinstance(items, ParamSpace):
+                self.sequence = GridPoints(tuple(items.axes[k] for k in self.keys))
         else:
             self.it = iter(items)  # type: ignore[arg-type]  # a Feed was handled above
         self.window = window_for(self.workers)

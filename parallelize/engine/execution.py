@@ -15,6 +15,7 @@ drains closes the progress bar and reports the statistics, as for a ``map``.
 from __future__ import annotations
 
 import functools
+import itertools
 import threading
 from typing import Any, Callable, Iterator
 
@@ -180,21 +181,26 @@ class Execution(TabularResults):
             Exception: under ``on_error="raise"``, the task's error once the results
                 received before it have been yielded.
         """
-        skip = self._skip
-        flatten = self._flatten
-        for b in self.batches(ordered):
-            if not b.failures and not flatten:
-                yield from b.values
-                continue
-            failed = set(b.failures)
-            for j, v in enumerate(b.values):
-                if j in failed:
-                    if not skip:
-                        yield v
-                elif flatten:
-                    yield from v
-                else:
+        # A batch's values are handed out by itertools.chain, at C speed: a
+        # generator yielding them one by one cost about 50 ns a value.
+        return itertools.chain.from_iterable(map(self._values, self.batches(ordered)))
+
+    def _values(self, b: BatchResult) -> Any:
+        """A batch's results as ``results()`` gives them."""
+        if not b.failures and not self._flatten:
+            return b.values
+        return self._mixed_values(b)
+
+    def _mixed_values(self, b: BatchResult) -> Iterator[Any]:
+        failed = set(b.failures)
+        for j, v in enumerate(b.values):
+            if j in failed:
+                if not self._skip:
                     yield v
+            elif self._flatten:
+                yield from v
+            else:
+                yield v
 
     def statistics(self) -> Statistics:
         """A frozen snapshot of this run's statistics, at any moment."""

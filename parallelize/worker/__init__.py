@@ -11,6 +11,7 @@ pays only for this package and cloudpickle.
 ``calls.py``              how an item becomes a call; ``runner.submit``'s calls
 ``context.py``            ``worker_context()``, the per-worker initializer and shared data
 ``failure.py``            ``TaskFailure``: a task's exception, traceback and arguments
+``grid_points.py``        a batch of a grid's points: the axes and two numbers, not a tuple per point
 ``mp_task.py``            what ``mp_lock`` runs in a worker: ``process(item, shared_data, init_values)``
 ``pickling.py``           functions pickled once and cached in each worker
 ``shared_array.py``       large NumPy arrays as shared read-only memory maps

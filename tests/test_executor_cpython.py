@@ -526,11 +526,14 @@ def test_del_shutdown(backend: str) -> None:
     before = set(threading.enumerate())
     executor = Executor(max_workers=5, backend=backend)
     res = executor.map(abs, range(-5, 5))
+    deadline = time.monotonic() + 30  # no closure over executor: it must go with `del`
+    while backend == "process" and not _workers_of(executor) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    pids = _workers_of(executor)
     del executor
     gc.collect()
     # Make sure the results were all computed before the executor got shutdown.
     assert all(r == abs(v) for r, v in zip(res, range(-5, 5), strict=True))
-    pids = [p.pid for p in psutil.Process().children() if "parallelize-worker" in " ".join(p.cmdline())]
     assert pids or backend == "thread"
     del res
     gc.collect()

@@ -400,7 +400,7 @@ def test_no_third_party_traceback_after_a_failing_initializer(tmp_path: Path) ->
 
 BLOCKING_SCRIPT = textwrap.dedent(
     """
-    import sys, threading, time
+    import os, sys, threading, time
     import psutil
     from parallelize import ModelEvaluator, Parallelize, mp_lock
 
@@ -419,7 +419,9 @@ BLOCKING_SCRIPT = textwrap.dedent(
         workers = []
         while len(workers) < 2:
             time.sleep(0.05)
-            workers = [p.pid for p in psutil.Process().children()]
+            # The pool's workers are forked by its zygote: this process's grandchildren.
+            me = os.getpid()
+            workers = [p.pid for p in psutil.Process().children(recursive=True) if p.ppid() != me]
         time.sleep(0.5)  # their first tasks are running
         print("pids", *workers, flush=True)
 

@@ -1,7 +1,7 @@
 """How a process worker starts: a fresh interpreter, told only what it needs, used once it is up.
 
-A worker is started by fork+exec with the pool's ``env`` in place before the
-interpreter starts; it gets the parent's ``sys.path``, ``sys.argv`` and
+A worker is forked by the pool's zygote, a fresh interpreter started by
+fork+exec with the pool's ``env`` in place before it starts; it gets the parent's ``sys.path``, ``sys.argv`` and
 multiprocessing authentication key, and never imports the parent's
 ``__main__`` script. Jobs go only to workers that said they are up, so a job
 never waits on a starting worker while another could run it, and workers that
@@ -15,12 +15,13 @@ import os
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from parallelize.backends.pool import MAX_DEATHS_BEFORE_START, ProcessPool
+from parallelize.backends.pool import MAX_DEATHS_BEFORE_START, ProcessPool, _Job, _Worker
 from parallelize.errors import WorkerCrashedError
 
 
@@ -99,10 +100,36 @@ def test_workers_that_die_while_starting_fail_the_queued_jobs_with_the_reason() 
         pool.shutdown(wait=False)
 
 
-def test_jobs_go_to_the_worker_that_is_up_not_to_one_still_starting(pool: ProcessPool) -> None:
-    first = pool.submit(pid_of).result(timeout=60)
-    # Wider now: a second worker starts (tens of milliseconds), but these
-    # quick jobs run on the one that is up instead of waiting for it.
-    pool.reset(2, None)
-    assert [f.result(timeout=60) for f in [pool.submit(pid_of, i) for i in range(2)]] == [first, first]
-    assert len(pool.worker_pids()) == 2  # and the second one did start, for what comes next
+class _Starting:
+    """Stands for a worker process in the pool's bookkeeping (never started)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode = None
+
+    def poll(self) -> None:
+        return None
+
+
+def test_jobs_go_only_to_workers_that_said_they_are_up() -> None:
+    # The pool's matching of jobs with workers, on its own: a worker that has
+    # not said READY gets nothing, even with jobs waiting and room to spare.
+    pool = ProcessPool(2)
+    try:
+        up, starting = _Worker(_Starting(1), conn=None, ready=True), _Worker(_Starting(2), conn=None)  # type: ignore[arg-type]
+        pool._workers = [up, starting]
+        for i in range(3):
+            job = _Job(i, Future(), b"job %d" % i)
+            pool._jobs[i] = job
+            pool._pending.append(job)
+        with pool._lock:
+            sends = pool._assign()
+        assert sends == [(up, b"job 0"), (up, b"job 1")]  # the one it runs, and the next
+        assert not starting.jobs and len(pool._pending) == 1
+        starting.ready = True
+        with pool._lock:
+            sends = pool._assign()
+        assert sends == [(starting, b"job 2")]
+    finally:
+        pool._workers = []
+        pool.shutdown()

@@ -3,19 +3,20 @@
 loky's reusable executor is one pool for the whole program: a kill or a
 shutdown made by one runner reaches every runner's tasks, a task counts as
 running while it still waits in a queue, and a worker whose grandchild holds its
-pipes open is never noticed dead. This pool keeps what loky is good at (workers
-started by fork+exec, so it is safe with threads; cloudpickle for functions) and
-owns its workers itself. It starts them itself too, with ``subprocess``:
-loky's launcher also started two resource-tracker processes and imported
-loky and the parent's ``__main__`` script in every worker, 55 ms and more of
-each worker's start-up::
+pipes open is never noticed dead. This pool keeps what loky is good at (safe
+with threads in the caller: no plain fork of it; cloudpickle for functions)
+and owns its workers itself. It starts them itself too: one fresh
+interpreter per pool, the zygote (``parallelize.backends.zygote``), forks
+each worker in a few milliseconds. loky's launcher started an interpreter per
+worker, two resource-tracker processes, and imported loky and the parent's
+``__main__`` script in every worker, 55 ms and more of each worker's start-up::
 
     caller threads                 manager thread                     workers
     --------------                 --------------                     -------
     submit(fn, args) ──> pending ──> idle worker? send job ──socket──> worker_main
          Future <── set_result <── (job_id, OK, value) <──────socket── runs fn
          running() <── set_running <── (STARTED, job_id) <───socket── about to run
-                                   every POLL s: waitpid each busy worker;
+                                   each worker's exit, as the zygote reports it:
                                    a dead one fails its running job
                                    (WorkerCrashedError) and requeues the
                                    jobs it had not started
@@ -46,7 +47,6 @@ from __future__ import annotations
 
 import atexit
 import io
-import multiprocessing
 import os
 import pickle
 import signal
@@ -64,7 +64,8 @@ from typing import Any, Callable
 
 from ..errors import ConfigError, PicklingError, RunnerClosedError, TaskLostError, WorkerCrashedError
 from ..logs import logger
-from .pool_worker import BOOT, JOB_ID, OK, RAISED, READY, REPLY, REVOKED, STARTED, UNPICKLABLE
+from .pool_worker import JOB_ID, OK, RAISED, READY, REPLY, REVOKED, STARTED, UNPICKLABLE
+from .zygote import ForkedProcess, Zygote
 
 __all__ = ["ProcessPool", "PoolKilledError"]
 
@@ -148,7 +149,7 @@ class _Job:
 
 @dataclass(eq=False)
 class _Worker:
-    process: subprocess.Popen[bytes]
+    process: ForkedProcess
     conn: Connection
     jobs: deque[_Job] = field(default_factory=deque)
     ready: bool = False  # it said it started up; jobs go only to ready workers
@@ -159,7 +160,8 @@ class _Worker:
     setup: Any = _NO_SETUP  # the initializer this worker was sent (see _assign)
 
     @property
-    def pid(self) -> int:
+    def pid(self) -> int | None:
+        """``None`` until the zygote has forked it."""
         return self.process.pid
 
 
@@ -200,6 +202,8 @@ class ProcessPool:
         self._fds_closed = False
         self._lost = 0  # workers that died or were killed and are not replaced yet (for the log)
         self._boot_deaths = 0  # workers in a row that died before they were ready
+        self._zygote: Zygote | None = None  # forks the workers; started with the first
+        self._old_zygotes: list[Zygote] = []  # ended ones, collected at shutdown
         _ALL.add(self)
 
     # -- the callers' side -------------------------------------------------------------
@@ -261,7 +265,7 @@ class ProcessPool:
     def worker_pids(self) -> list[int]:
         """Process ids of the live workers."""
         with self._lock:
-            return [w.pid for w in self._workers]
+            return [w.pid for w in self._workers if w.pid is not None]
 
     def kill(self, future: Future[Any]) -> bool:
         """Stop the job behind ``future`` now: kill its worker if it runs, drop it if queued.
@@ -363,32 +367,39 @@ class ProcessPool:
         if worker.killed:
             return
         worker.killed = True
-        try:
-            os.kill(worker.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        worker.process.kill()
 
     def _spawn(self) -> _Worker:
-        parent_end, child_end = socket.socketpair()
-        name = f"parallelize-worker-{len(self._workers)}"
+        ours, theirs = socket.socketpair()
         try:
-            process = subprocess.Popen(
-                [sys.executable, "-c", BOOT, str(child_end.fileno()), str(os.getpid()), name],
-                pass_fds=(child_end.fileno(),),
-                env={**os.environ, **self.env} if self.env else None,
-            )
+            process = self._fork(theirs.fileno())
         finally:
-            child_end.close()
-        conn = Connection(parent_end.detach())
-        # The worker's first read (see pool_worker.BOOT).
-        preparation = (sys.path, sys.argv, bytes(multiprocessing.current_process().authkey))
-        conn.send_bytes(pickle.dumps(preparation, protocol=pickle.HIGHEST_PROTOCOL))
-        worker = _Worker(process, conn)
+            theirs.close()
+        worker = _Worker(process, Connection(ours.detach()))
         self._workers.append(worker)
         if self._lost:
             self._lost -= 1
-            logger.info("process pool restarts a worker: pid %d replaces one that ended", worker.pid)
+            logger.info("process pool starts a worker to replace one that ended")
         return worker
+
+    def _fork(self, fd: int) -> ForkedProcess:
+        """A worker on socket ``fd``, forked by the zygote (a new zygote if it is gone)."""
+        if self._zygote is not None and not self._zygote.gone:
+            try:
+                return self._zygote.fork(fd)
+            except OSError:
+                pass  # it died meanwhile: its workers are reaped as dead
+        if self._zygote is not None:
+            self._old_zygotes.append(self._zygote)
+        self._zygote = Zygote(self.env)
+        try:
+            return self._zygote.fork(fd)
+        except OSError:
+            # It died at once (its stderr says why): this worker counts as dead while starting.
+            child = ForkedProcess(self._zygote)
+            child.pid = self._zygote.process.pid
+            child.returncode = self._zygote.process.wait()
+            return child
 
     def _assign(self) -> list[tuple[_Worker, bytes]]:
         """Match pending jobs with workers, and revoke jobs waiting behind others; returns the sends."""
@@ -457,6 +468,7 @@ class ProcessPool:
                 with self._lock:
                     sends = self._assign()
                     conns = {w.conn: w for w in self._workers if not w.closed}
+                    zygote = self._zygote if self._zygote is not None and not self._zygote.gone else None
                     busy = bool(self._jobs)
                     stop = self._stop and not self._jobs
                 for worker, payload in sends:
@@ -470,9 +482,12 @@ class ProcessPool:
                 worker = payload = None  # type: ignore[assignment]
                 if stop:
                     return
-                ready = wait([*conns, self._wake_r], timeout=POLL_SECONDS if busy else 1.0)
+                watched: list[Any] = [*conns, self._wake_r] + ([zygote.sock] if zygote is not None else [])
+                ready = wait(watched, timeout=POLL_SECONDS if busy else 1.0)
                 for conn in ready:
-                    if conn == self._wake_r:
+                    if zygote is not None and conn is zygote.sock:
+                        zygote.read()
+                    elif conn == self._wake_r:
                         try:
                             os.read(self._wake_r, 4096)
                         except OSError:
@@ -665,6 +680,10 @@ class ProcessPool:
             worker.conn.close()
         with self._lock:
             self._workers.clear()
+            zygotes = [z for z in (self._zygote, *self._old_zygotes) if z is not None]
+            self._zygote, self._old_zygotes = None, []
+        for zygote in zygotes:
+            zygote.close()
         for job in leftovers:
             _fail(job.future, RunnerClosedError("the runner was shut down before the task finished"))
         self._close_fds()
@@ -680,7 +699,7 @@ class ProcessPool:
                 pass
 
 
-def _wait(process: subprocess.Popen[bytes], seconds: float) -> bool:
+def _wait(process: ForkedProcess, seconds: float) -> bool:
     """Whether ``process`` ended (and was reaped) within ``seconds``."""
     try:
         process.wait(timeout=seconds)

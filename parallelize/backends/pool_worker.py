@@ -1,10 +1,10 @@
 """The loop that runs inside each worker process of ``parallelize.backends.pool``.
 
-A worker is a fresh interpreter started by fork+exec (``subprocess``; safe
-with threads in the parent) running ``BOOT``: it reads the parent's
-``sys.path``, ``sys.argv`` and multiprocessing authentication key (which
-``multiprocessing`` managers' proxies need) as the first message, then
-imports this module.
+A worker is forked by the pool's zygote (``zygote_main``), a fresh interpreter
+started by fork+exec that runs ``BOOT``, imports this module and the worker
+modules, and runs no thread of its own, so forking it is safe. Each fork
+request brings the parent's ``sys.path``, ``sys.argv`` and multiprocessing
+authentication key (which ``multiprocessing`` managers' proxies need).
 Nothing else is imported or run there: not the parent's ``__main__`` script
 (functions from it travel by value with cloudpickle), not a resource tracker.
 
@@ -45,32 +45,55 @@ import functools
 import os
 import pickle
 import signal
+import socket
 import struct
+import sys
 import threading
 import time
 import traceback
 from collections import deque
-from typing import Any
+from typing import Any, NoReturn
 
-__all__ = ["BOOT", "JOB_ID", "OK", "RAISED", "READY", "REPLY", "REVOKED", "STARTED", "UNPICKLABLE", "worker_main"]
+__all__ = [
+    "BOOT",
+    "EXITED",
+    "FORKED",
+    "JOB_ID",
+    "OK",
+    "PID",
+    "PID_EXIT",
+    "RAISED",
+    "READY",
+    "REPLY",
+    "REVOKED",
+    "STARTED",
+    "UNPICKLABLE",
+    "worker_main",
+    "zygote_main",
+]
 
-#: The program a worker runs (``python -c BOOT FD PARENT_PID NAME``): ignore
-#: Ctrl-C from the first line (the parent decides the workers' fate), take
+#: The program the pool's zygote runs (``python -c BOOT FD NAME``; see
+#: ``parallelize.backends.zygote``): ignore Ctrl-C from the first line (the
+#: parent decides the workers' fate, and the workers inherit this), take
 #: ``sys.path``, ``sys.argv`` and the authentication key from the parent, then
-#: serve jobs.
+#: fork workers on request.
 BOOT = """\
 import signal, sys
 signal.signal(signal.SIGINT, signal.SIG_IGN)
-def _boot(fd, parent):
-    import multiprocessing
-    from multiprocessing.connection import Connection
+def _boot(fd):
+    import multiprocessing, socket
     from pickle import loads
-    conn = Connection(fd)
-    sys.path[:], sys.argv[:], multiprocessing.current_process().authkey = loads(conn.recv_bytes())
-    from parallelize.backends.pool_worker import worker_main
-    worker_main(conn, parent)
-_boot(int(sys.argv[1]), int(sys.argv[2]))
+    sock = socket.socket(fileno=fd)
+    sys.path[:], sys.argv[:], multiprocessing.current_process().authkey = loads(sock.recv(1 << 20))
+    from parallelize.backends.pool_worker import zygote_main
+    zygote_main(sock)
+_boot(int(sys.argv[1]))
 """
+
+#: The zygote's reports: ``FORKED`` + pid, ``EXITED`` + pid and exit code.
+FORKED, EXITED = b"P", b"X"
+PID = struct.Struct("!q")
+PID_EXIT = struct.Struct("!qq")
 
 #: The framing of a job message: its id, ahead of the pickle, so that a worker
 #: that cannot unpickle a job can still say which one.
@@ -168,6 +191,93 @@ class _Inbox:
             return None if self.closed else self.jobs.popleft()
 
 
+def _on_child_exit(signum: int, frame: Any) -> None:
+    """A Python-level SIGCHLD handler, so that the signal wakes the zygote's select."""
+
+
+def zygote_main(sock: socket.socket) -> NoReturn:
+    """The zygote's loop: fork a worker per request, report each fork and each exit.
+
+    A request is the worker's preparation (pickled ``sys.path``, ``sys.argv``,
+    authentication key) with its socket's file descriptor attached. When the
+    pool's end closes (it shut down, or its process died), the zygote kills
+    the workers it still has and exits.
+    """
+    import select
+    from multiprocessing import connection  # noqa: F401 - imported here once, for every worker
+
+    from ..worker import batch, failure, pickling  # noqa: F401 - the same
+
+    children: set[int] = set()
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, _on_child_exit)
+    try:
+        while True:
+            ready = select.select([sock.fileno(), wake_r], [], [])[0]
+            if wake_r in ready:
+                os.read(wake_r, 4096)
+            _report_exits(sock, children)
+            if sock.fileno() not in ready:
+                continue
+            request, fds, _, _ = socket.recv_fds(sock, 1 << 20, 1)
+            if not request:
+                break
+            pid = os.fork()
+            if pid == 0:
+                _forked_worker(sock, (wake_r, wake_w), fds[0], request)
+            os.close(fds[0])
+            children.add(pid)
+            sock.send(FORKED + PID.pack(pid))
+    except OSError:
+        pass  # the pool's end is gone
+    for pid in children:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    os._exit(0)
+
+
+def _report_exits(sock: socket.socket, children: set[int]) -> None:
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        children.discard(pid)
+        sock.send(EXITED + PID_EXIT.pack(pid, os.waitstatus_to_exitcode(status)))
+
+
+def _forked_worker(sock: socket.socket, wake: tuple[int, int], fd: int, request: bytes) -> NoReturn:
+    """The child side of a fork: become a worker on ``fd``, then exit without returning to the zygote."""
+    code = 1
+    try:
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        for end in wake:
+            os.close(end)
+        sock.close()
+        import multiprocessing
+        from multiprocessing.connection import Connection
+
+        sys.path[:], sys.argv[:], multiprocessing.current_process().authkey = pickle.loads(request)
+        worker_main(Connection(fd), os.getppid())
+        code = 0
+    except BaseException:  # noqa: BLE001 - the worker's own failure, on its stderr
+        traceback.print_exc()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:  # noqa: BLE001
+                pass
+        os._exit(code)
+
+
 def worker_main(conn: Any, parent_pid: int) -> None:
     """Serve jobs from ``conn`` until told to stop or orphaned.
 
@@ -176,7 +286,7 @@ def worker_main(conn: Any, parent_pid: int) -> None:
 
     Args:
         conn: this worker's end of the socket pair.
-        parent_pid: the pool's process; the worker exits when it is gone.
+        parent_pid: the zygote that forked it; the worker exits when it is gone.
     """
     # Ctrl-C in a terminal reaches the whole process group; the parent decides
     # what happens to the workers, and no worker prints a traceback of its own.

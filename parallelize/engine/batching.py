@@ -10,6 +10,8 @@ batches shrink and all workers finish together (guided scheduling).
 
 from __future__ import annotations
 
+from ..worker.batch import timing_group_for
+
 __all__ = ["BatchSizer", "MAX_OUTSTANDING_PER_WORKER", "TARGET_BATCH_SECONDS"]
 
 # Aim of a batch's duration inside a worker. The process pool sends each
@@ -45,14 +47,6 @@ MAX_BATCH = 10_000
 # memory for a stream of any length (benchmarks/run.py, streaming: flat from
 # 10**5 to 10**7 tasks).
 MAX_OUTSTANDING_PER_WORKER = 2 * MAX_BATCH
-
-
-# Tasks shorter than this are timed in groups (see task.Batch.timing_group):
-# reading the clock costs about 0.1 us, 1% of a 10 us task.
-GROUP_TIMING_BELOW_SECONDS = 10e-6
-
-# Tasks per timing group for such tiny tasks.
-TIMING_GROUP = 64
 
 
 # Weight kept by earlier batches at each new one in the per-task estimate.
@@ -111,9 +105,9 @@ class BatchSizer:
     @property
     def timing_group(self) -> int:
         """How many tasks the worker should time together (1 = each on its own)."""
-        if self._per_task is not None and self._per_task < GROUP_TIMING_BELOW_SECONDS:
-            return TIMING_GROUP
-        return 1
+        # Tasks under 10 us are timed in groups: reading the clock costs about
+        # 0.1 us, 1% of a 10 us task (see worker.batch.timing_group_for).
+        return timing_group_for(self._per_task) if self._per_task is not None else 1
 
     @property
     def calibrated(self) -> bool:

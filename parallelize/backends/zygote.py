@@ -1,0 +1,208 @@
+"""The process pool's fork server: one fresh interpreter that forks the pool's workers.
+
+Starting a worker as a fresh interpreter (fork+exec) costs about 80 ms of CPU:
+the interpreter, then parallelize's worker modules and multiprocessing's. A
+pool that starts many workers (a wide machine, ``mp_lock`` widening call after
+call, a worker replaced after every timeout) pays that each time. The pool
+starts one such interpreter instead, the *zygote*, which imports the worker
+modules once and then forks a worker per request, in a few milliseconds. It
+runs no thread of its own, so forking it is safe where forking the caller (a
+program with threads) is not; it has the pool's ``env`` from its start, so
+the workers have it before anything is imported.
+
+::
+
+    pool (manager thread)                          zygote                 worker
+    ---------------------                          ------                 ------
+    fork(fd, preparation) ──seqpacket + fd──────>  os.fork() ───────────> worker_main(fd)
+        handle.pid <───────────────────── [P pid]
+        handle.returncode <────────────── [X pid code]   (SIGCHLD: waitpid)
+    closes its end ─────────────────────────────>  EOF: kills its workers, exits
+
+Workers are the zygote's children, so only it can collect their exit status:
+it reports each one. A worker exits by itself if the zygote goes (see the
+worker's watchdog), and the zygote exits, killing its workers, when its
+socket to the pool closes, so nothing outlives the program.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pickle
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import deque
+from select import select
+
+from ..logs import logger
+from .pool_worker import BOOT, EXITED, FORKED, PID, PID_EXIT
+
+__all__ = ["ForkedProcess", "Zygote", "preparation"]
+
+
+def preparation() -> bytes:
+    """What a worker takes from this process: where to import from, ``sys.argv``, the authentication key.
+
+    Sent with every fork, so a worker started later sees a ``sys.path`` changed since.
+    """
+    key = bytes(multiprocessing.current_process().authkey)
+    return pickle.dumps((sys.path, sys.argv, key), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+class ForkedProcess:
+    """A worker forked by the zygote, with as much of ``subprocess.Popen`` as the pool uses.
+
+    Its ``pid`` is ``None`` until the zygote says it forked it; a kill asked
+    before then is done then.
+    """
+
+    def __init__(self, zygote: Zygote) -> None:
+        self.zygote = zygote
+        self.pid: int | None = None
+        self.returncode: int | None = None
+        self._kill_asked = False
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.returncode is not None:
+            return
+        if self.pid is None:
+            self._kill_asked = True
+            return
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def wait(self, timeout: float) -> int:
+        """Its exit code, reading the zygote's reports for up to ``timeout`` seconds.
+
+        Raises:
+            subprocess.TimeoutExpired: it has not ended by then.
+        """
+        deadline = time.monotonic() + timeout
+        while self.returncode is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise subprocess.TimeoutExpired(f"parallelize worker {self.pid}", timeout)
+            self.zygote.pump(left)
+        return self.returncode
+
+
+class Zygote:
+    """One pool's fork server (see the module docstring); only the pool's manager thread uses it.
+
+    Args:
+        env: environment variables for the zygote, and so for every worker.
+    """
+
+    def __init__(self, env: dict[str, str] | None) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", BOOT, str(theirs.fileno()), "parallelize-worker-zygote"],
+                pass_fds=(theirs.fileno(),),
+                env={**os.environ, **env} if env else None,
+            )
+        finally:
+            theirs.close()
+        self.sock = ours
+        self.gone = False
+        self._forking: deque[ForkedProcess] = deque()  # asked for, pid not known yet, in order
+        self._children: dict[int, ForkedProcess] = {}
+        try:
+            self.sock.send(preparation())
+        except OSError:
+            self._lost()
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def fork(self, fd: int) -> ForkedProcess:
+        """Ask for a worker serving socket ``fd`` (sent to the zygote, which forks it).
+
+        Raises:
+            OSError: the zygote is gone (``gone`` is then set).
+        """
+        try:
+            socket.send_fds(self.sock, [preparation()], [fd])
+        except OSError:
+            self._lost()
+            raise
+        child = ForkedProcess(self)
+        self._forking.append(child)
+        return child
+
+    def pump(self, timeout: float = 0.0) -> None:
+        """Wait up to ``timeout`` seconds for the zygote's reports, and read them."""
+        if not self.gone and select([self.sock], [], [], timeout)[0]:
+            self.read()
+
+    def read(self) -> None:
+        """Take every report waiting: forked pids and exit codes."""
+        while not self.gone:
+            try:
+                message = self.sock.recv(64, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return
+            except OSError:
+                message = b""
+            if not message:
+                self._lost()
+                return
+            kind = message[:1]
+            if kind == FORKED:
+                (pid,) = PID.unpack_from(message, 1)
+                child = self._forking.popleft()
+                child.pid = pid
+                self._children[pid] = child
+                if child._kill_asked:
+                    child.kill()
+            elif kind == EXITED:
+                pid, code = PID_EXIT.unpack_from(message, 1)
+                done = self._children.pop(pid, None)
+                if done is not None:
+                    done.returncode = code
+
+    def close(self) -> None:
+        """End the zygote (it kills the workers it still has) and collect it."""
+        if not self.gone:
+            self.gone = True
+            self.sock.close()
+        try:
+            self.process.wait(timeout=5.0)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def _lost(self) -> None:
+        # The zygote ended on its own (killed, crashed, or it never started):
+        # its workers end with it, those it never forked with its exit code.
+        self.gone = True
+        self.sock.close()
+        try:
+            code = self.process.wait(timeout=5.0)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = self.process.wait()
+        for child in self._children.values():
+            child.kill()
+            child.returncode = -signal.SIGKILL
+        for child in self._forking:
+            child.pid = self.process.pid
+            child.returncode = code
+        if self._children:
+            logger.warning(
+                "the process pool's fork server (pid %d) ended (exit code %d); its %d worker(s) were stopped",
+                self.process.pid,
+                code,
+                len(self._children),
+            )
+        self._children.clear()
+        self._forking.clear()

@@ -4,7 +4,8 @@ A worker is forked by the pool's zygote instead of starting an interpreter of
 its own. These tests pin down what that must keep: every worker forked by the
 one zygote; a killed worker replaced by another fork; a killed zygote costing
 only the tasks that were running, with a new zygote for what comes next; a
-``sys.path`` changed after the zygote started still seen by new workers; and
+``sys.path`` or ``os.environ`` changed after the zygote started still seen by
+new workers; and
 no zygote or worker left once the pool is shut down or its process is killed.
 """
 
@@ -98,6 +99,23 @@ def test_new_workers_see_the_sys_path_of_when_they_started(pool: ProcessPool, tm
         assert pool.submit(import_and_call, "late_module_for_zygote_test").result(timeout=60) == "hello"
     finally:
         sys.path.remove(str(tmp_path))
+
+
+def environment_variable(name: str) -> str | None:
+    return os.environ.get(name)
+
+
+def test_new_workers_see_the_environment_of_when_they_started(monkeypatch: pytest.MonkeyPatch) -> None:
+    pool = ProcessPool(1, env={"PARALLELIZE_TEST_POOL_ENV": "pool"})
+    try:
+        pool.submit(nap, 0.01).result(timeout=60)  # the zygote started before the change
+        monkeypatch.setenv("PARALLELIZE_TEST_LATE", "late")
+        for worker in list(pool._workers):
+            worker.process.kill()
+        assert pool.submit(environment_variable, "PARALLELIZE_TEST_LATE").result(timeout=60) == "late"
+        assert pool.submit(environment_variable, "PARALLELIZE_TEST_POOL_ENV").result(timeout=60) == "pool"
+    finally:
+        pool.shutdown()
 
 
 def test_nothing_outlives_a_shut_down_pool() -> None:

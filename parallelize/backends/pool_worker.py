@@ -3,8 +3,9 @@
 A worker is forked by the pool's zygote (``zygote_main``), a fresh interpreter
 started by fork+exec that runs ``BOOT``, imports this module and the worker
 modules, and runs no thread of its own, so forking it is safe. Each fork
-request brings the parent's ``sys.path``, ``sys.argv`` and multiprocessing
-authentication key (which ``multiprocessing`` managers' proxies need).
+request brings the parent's ``sys.path``, ``sys.argv``, multiprocessing
+authentication key (which ``multiprocessing`` managers' proxies need) and
+environment, as they are then.
 Nothing else is imported or run there: not the parent's ``__main__`` script
 (functions from it travel by value with cloudpickle), not a resource tracker.
 
@@ -84,7 +85,7 @@ def _boot(fd):
     import multiprocessing, socket
     from pickle import loads
     sock = socket.socket(fileno=fd)
-    sys.path[:], sys.argv[:], multiprocessing.current_process().authkey = loads(sock.recv(1 << 20))
+    sys.path[:], sys.argv[:], multiprocessing.current_process().authkey, _ = loads(sock.recv(1 << 20))
     from parallelize.backends.pool_worker import zygote_main
     zygote_main(sock)
 _boot(int(sys.argv[1]))
@@ -264,7 +265,10 @@ def _forked_worker(sock: socket.socket, wake: tuple[int, int], fd: int, request:
         import multiprocessing
         from multiprocessing.connection import Connection
 
-        sys.path[:], sys.argv[:], multiprocessing.current_process().authkey = pickle.loads(request)
+        sys.path[:], sys.argv[:], multiprocessing.current_process().authkey, environ = pickle.loads(request)
+        if environ != os.environ:
+            os.environ.clear()
+            os.environ.update(environ)
         worker_main(Connection(fd), os.getppid())
         code = 0
     except BaseException:  # noqa: BLE001 - the worker's own failure, on its stderr

@@ -44,13 +44,17 @@ from .pool_worker import BOOT, EXITED, FORKED, PID, PID_EXIT
 __all__ = ["ForkedProcess", "Zygote", "preparation"]
 
 
-def preparation() -> bytes:
-    """What a worker takes from this process: where to import from, ``sys.argv``, the authentication key.
+def preparation(env: dict[str, str] | None) -> bytes:
+    """What a worker takes from this process: where to import from, ``sys.argv``, the authentication key,
+    and the environment (``os.environ`` and the pool's ``env``).
 
-    Sent with every fork, so a worker started later sees a ``sys.path`` changed since.
+    Sent with every fork, so a worker started later sees a ``sys.path`` or an
+    ``os.environ`` changed since the zygote started (the zygote imports no
+    library that reads the environment when it loads, such as NumPy's BLAS).
     """
     key = bytes(multiprocessing.current_process().authkey)
-    return pickle.dumps((sys.path, sys.argv, key), protocol=pickle.HIGHEST_PROTOCOL)
+    environ = {**os.environ, **env} if env else dict(os.environ)
+    return pickle.dumps((sys.path, sys.argv, key, environ), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 class ForkedProcess:
@@ -113,11 +117,12 @@ class Zygote:
         finally:
             theirs.close()
         self.sock = ours
+        self.env = env
         self.gone = False
         self._forking: deque[ForkedProcess] = deque()  # asked for, pid not known yet, in order
         self._children: dict[int, ForkedProcess] = {}
         try:
-            self.sock.send(preparation())
+            self.sock.send(preparation(env))
         except OSError:
             self._lost()
 
@@ -131,7 +136,7 @@ class Zygote:
             OSError: the zygote is gone (``gone`` is then set).
         """
         try:
-            socket.send_fds(self.sock, [preparation()], [fd])
+            socket.send_fds(self.sock, [preparation(self.env)], [fd])
         except OSError:
             self._lost()
             raise

@@ -46,8 +46,9 @@ __all__ = ["Executor"]
 
 T = TypeVar("T")
 
-# Start methods whose workers begin as a fresh interpreter, as parallelize's
-# process workers do (fork+exec): a pool asked for one of these behaves the same.
+# Start methods whose workers begin from a fresh interpreter, never a fork of the
+# caller, as parallelize's process workers do (forked by the pool's own zygote):
+# a pool asked for one of these behaves the same.
 _FRESH_START_METHODS = ("spawn", "forkserver")
 
 
@@ -245,7 +246,8 @@ class Executor(concurrent.futures.Executor):
     - A user's exception reaches the caller as its own type, the worker's
       traceback as ``__cause__`` (as ``ProcessPoolExecutor`` does) and a note
       naming the call's arguments.
-    - Workers start as a fresh interpreter (fork+exec) and functions travel by
+    - Workers are forked from a fresh interpreter of the pool's own, never from
+      the caller, and functions travel by
       cloudpickle, so lambdas and functions defined in ``__main__`` work. Such a
       function carries its own copy of the globals it reads: a global that the
       initializer sets in ``__main__`` is not seen by tasks defined there (put
@@ -536,16 +538,17 @@ def _check_mp_context(mp_context: Any, backend: str) -> None:
     start = method()
     if start not in _FRESH_START_METHODS:
         raise ConfigError(
-            f"mp_context with start method {start!r} is not supported: parallelize starts each worker as a "
-            f"fresh interpreter (fork+exec, safe with threads), as {list(_FRESH_START_METHODS)} do, and sends "
+            f"mp_context with start method {start!r} is not supported: parallelize starts its workers from a "
+            f"fresh interpreter, never a fork of this process (safe with threads), as {list(_FRESH_START_METHODS)} "
+            "do, and sends "
             "functions by cloudpickle; pass mp_context=None, or a 'spawn' or 'forkserver' context"
         )
 
 
-# The process pool imports loky when it starts its first worker, and loky imports
-# concurrent.futures.process, which registers an exit hook: done while the
-# interpreter exits (a call submitted just before the end), that import fails and
-# the call with it. Imported here, it is done before any call can be pending.
+# concurrent.futures.process registers an exit hook when it is imported; an import
+# of it while the interpreter exits (by a library a task's pickle needs, as loky
+# did when the process pool used it) fails, and the call with it. Imported here,
+# it is done before any call can be pending.
 import concurrent.futures.process  # noqa: E402, F401
 
 # Registered as CPython's executors register theirs (before non-daemon threads are

@@ -87,8 +87,8 @@ class MpLockReport:
 
 # The worker processes kept across mp_lock calls (process backend): the
 # original's tests call mp_lock 63 times on 10 items each, and starting the
-# workers again each time made them 35x slower than the original (fork is
-# cheap; our workers start by fork+exec). One call at a time uses it; a call
+# workers again each time made them 35x slower than the original (its workers
+# are forks of the caller, which has everything imported). One call at a time uses it; a call
 # made while another runs gets processes of its own. Ended at exit.
 _shared_pool: Any = None
 _shared_lock = threading.Lock()

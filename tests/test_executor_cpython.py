@@ -28,7 +28,7 @@ Not ported, and why:
   ``test_process_fork_from_a_threadpool``: ``ThreadPoolExecutor`` internals after
   ``fork()`` and ``ProcessPoolExecutor`` with the fork start method.
 - The fork / forkserver / spawn variants of every process test: parallelize's
-  workers always start as a fresh interpreter (fork+exec); ``mp_context``
+  workers always start from a fresh interpreter of their own (forked by the pool's zygote); ``mp_context``
   accepts spawn and forkserver contexts and refuses fork (``test_executor.py``).
 - ``test_process_pool.py::test_max_tasks_per_child``,
   ``test_max_tasks_per_child_defaults_to_spawn_context``, ``test_max_tasks_early_shutdown``,

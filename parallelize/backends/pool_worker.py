@@ -10,7 +10,7 @@ Nothing else is imported or run there: not the parent's ``__main__`` script
 (functions from it travel by value with cloudpickle), not a resource tracker.
 
 A worker owns one end of a socket pair; the parent owns the other. Every message
-after the first starts with a header (the job's id and, from the worker, the kind
+starts with a header (the job's id and, from the worker, the kind
 of message), so a payload that cannot be unpickled still says whose it is::
 
     parent -> worker   [job_id] pickled (fn, args, kwargs)   run this (after the job before it)
@@ -33,11 +33,13 @@ other send is under way (else the main thread sends it right after its own).
 The worker never dies of a job's own exception: ``SystemExit``,
 ``KeyboardInterrupt`` and every other ``BaseException`` raised by a job are
 reported like an ``Exception``. It exits when the parent says so, when its end
-of the socket closes, or when the parent process is gone (a watchdog thread
-checks ``os.getppid()``), so a SIGKILLed parent leaves no worker behind.
+of the socket closes, or when the zygote that forked it is gone (a watchdog
+thread checks ``os.getppid()``; the zygote itself kills its workers and exits
+when the pool's process is gone), so a SIGKILLed parent leaves no worker
+behind.
 
-This module imports nothing of parallelize at load time but the worker-side
-``task`` module, so a worker starts fast.
+This module imports nothing of parallelize at load time; the zygote imports
+the worker modules once, before it forks anything.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The process backend: a pool of worker processes that this runner alone holds.
 
-Workers start by fork+exec as fresh interpreters (see ``pool_worker``), so the
-backend is safe with threads in the parent, and callables travel with cloudpickle, so lambdas, closures and
+Workers are forked by the pool's zygote, a fresh interpreter (see ``zygote``),
+never from the caller, so the backend is safe with threads in the parent, and callables travel with cloudpickle, so lambdas, closures and
 functions defined in ``__main__`` or a notebook work. Each runner owns its pool
 (``ProcessPool``): a timeout, a crash, a kill or
 a shutdown in one runner never touches another runner's tasks.

@@ -398,7 +398,7 @@ class ProcessPool:
             # It died at once (its stderr says why): this worker counts as dead while starting.
             child = ForkedProcess(self._zygote)
             child.pid = self._zygote.process.pid
-            child.returncode = self._zygote.process.wait()
+            child.returncode = self._zygote.end()
             return child
 
     def _assign(self) -> list[tuple[_Worker, bytes]]:

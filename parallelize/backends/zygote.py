@@ -180,22 +180,22 @@ class Zygote:
         if not self.gone:
             self.gone = True
             self.sock.close()
+        self.end()
+
+    def end(self) -> int:
+        """The zygote's exit code, once it has ended (killed if it has not within 5 s)."""
         try:
-            self.process.wait(timeout=5.0)
+            return self.process.wait(timeout=5.0)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            self.process.wait()
+            return self.process.wait()
 
     def _lost(self) -> None:
         # The zygote ended on its own (killed, crashed, or it never started):
         # its workers end with it, those it never forked with its exit code.
         self.gone = True
         self.sock.close()
-        try:
-            code = self.process.wait(timeout=5.0)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            code = self.process.wait()
+        code = self.end()
         for child in self._children.values():
             child.kill()
             child.returncode = -signal.SIGKILL

@@ -65,6 +65,7 @@ from typing import Any, Callable
 from ..errors import ConfigError, PicklingError, RunnerClosedError, TaskLostError, WorkerCrashedError
 from ..logs import logger
 from .pool_worker import JOB_ID, OK, RAISED, READY, REPLY, REVOKED, STARTED, UNPICKLABLE
+from .preload import libraries_needed
 from .zygote import ForkedProcess, Zygote
 
 __all__ = ["ProcessPool", "PoolKilledError"]
@@ -203,7 +204,7 @@ class ProcessPool:
         self._lost = 0  # workers that died or were killed and are not replaced yet (for the log)
         self._boot_deaths = 0  # workers in a row that died before they were ready
         self._zygote: Zygote | None = None  # forks the workers; started with the first
-        self._old_zygotes: list[Zygote] = []  # ended ones, collected at shutdown
+        self._old_zygotes: list[Zygote] = []  # ended or replaced ones (read until their workers are gone)
         _ALL.add(self)
 
     # -- the callers' side -------------------------------------------------------------
@@ -384,14 +385,15 @@ class ProcessPool:
 
     def _fork(self, fd: int) -> ForkedProcess:
         """A worker on socket ``fd``, forked by the zygote (a new zygote if it is gone)."""
-        if self._zygote is not None and not self._zygote.gone:
+        if self._zygote is not None and not self._zygote.gone and not self._zygote.stale():
             try:
                 return self._zygote.fork(fd)
             except OSError:
                 pass  # it died meanwhile: its workers are reaped as dead
         if self._zygote is not None:
-            self._old_zygotes.append(self._zygote)
-        self._zygote = Zygote(self.env)
+            self._old_zygotes.append(self._zygote)  # read until its workers are gone, then closed
+        first = self._pending[0].payload if self._pending else None
+        self._zygote = Zygote(self.env, libraries_needed(self._setup_body, first))
         try:
             return self._zygote.fork(fd)
         except OSError:
@@ -468,7 +470,8 @@ class ProcessPool:
                 with self._lock:
                     sends = self._assign()
                     conns = {w.conn: w for w in self._workers if not w.closed}
-                    zygote = self._zygote if self._zygote is not None and not self._zygote.gone else None
+                    zygotes = {z.sock: z for z in (self._zygote, *self._old_zygotes) if z is not None and not z.gone}
+                    spent = [z for z in self._old_zygotes if not z.gone and z.idle()]
                     busy = bool(self._jobs)
                     stop = self._stop and not self._jobs
                 for worker, payload in sends:
@@ -482,11 +485,13 @@ class ProcessPool:
                 worker = payload = None  # type: ignore[assignment]
                 if stop:
                     return
-                watched: list[Any] = [*conns, self._wake_r] + ([zygote.sock] if zygote is not None else [])
+                for zygote in spent:
+                    zygote.close()  # replaced (see Zygote.stale), and its last worker is gone
+                watched: list[Any] = [*conns, self._wake_r, *(s for s, z in zygotes.items() if z not in spent)]
                 ready = wait(watched, timeout=POLL_SECONDS if busy else 1.0)
                 for conn in ready:
-                    if zygote is not None and conn is zygote.sock:
-                        zygote.read()
+                    if conn in zygotes:
+                        zygotes[conn].read()
                     elif conn == self._wake_r:
                         try:
                             os.read(self._wake_r, 4096)

@@ -6,7 +6,9 @@ modules, and runs no thread of its own, so forking it is safe. Each fork
 request brings the parent's ``sys.path``, ``sys.argv``, multiprocessing
 authentication key (which ``multiprocessing`` managers' proxies need) and
 environment, as they are then.
-Nothing else is imported or run there: not the parent's ``__main__`` script
+Besides the installed libraries the pool's first jobs need (NumPy, pandas:
+see ``parallelize.backends.preload``), imported there once before the first
+fork, nothing else is imported or run there: not the parent's ``__main__`` script
 (functions from it travel by value with cloudpickle), not a resource tracker.
 
 A worker owns one end of a socket pair; the parent owns the other. Every message
@@ -45,6 +47,7 @@ the worker modules once, before it forks anything.
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 import pickle
 import signal
@@ -78,8 +81,8 @@ __all__ = [
 #: The program the pool's zygote runs (``python -c BOOT FD NAME``; see
 #: ``parallelize.backends.zygote``): ignore Ctrl-C from the first line (the
 #: parent decides the workers' fate, and the workers inherit this), take
-#: ``sys.path``, ``sys.argv`` and the authentication key from the parent, then
-#: fork workers on request.
+#: ``sys.path``, ``sys.argv``, the authentication key and the libraries to
+#: preload from the parent, then fork workers on request.
 BOOT = """\
 import signal, sys
 signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -87,9 +90,9 @@ def _boot(fd):
     import multiprocessing, socket
     from pickle import loads
     sock = socket.socket(fileno=fd)
-    sys.path[:], sys.argv[:], multiprocessing.current_process().authkey, _ = loads(sock.recv(1 << 20))
+    sys.path[:], sys.argv[:], multiprocessing.current_process().authkey, _, preload = loads(sock.recv(1 << 20))
     from parallelize.backends.pool_worker import zygote_main
-    zygote_main(sock)
+    zygote_main(sock, preload)
 _boot(int(sys.argv[1]))
 """
 
@@ -198,10 +201,12 @@ def _on_child_exit(signum: int, frame: Any) -> None:
     """A Python-level SIGCHLD handler, so that the signal wakes the zygote's select."""
 
 
-def zygote_main(sock: socket.socket) -> NoReturn:
+def zygote_main(sock: socket.socket, preload: tuple[str, ...] = ()) -> NoReturn:
     """The zygote's loop: fork a worker per request, report each fork and each exit.
 
-    A request is the worker's preparation (pickled ``sys.path``, ``sys.argv``,
+    ``preload`` names installed libraries to import first, once, for every
+    worker (see ``parallelize.backends.preload``); one that fails to import is
+    left for the workers to import, and to report. A request is the worker's preparation (pickled ``sys.path``, ``sys.argv``,
     authentication key) with its socket's file descriptor attached. When the
     pool's end closes (it shut down, or its process died), the zygote kills
     the workers it still has and exits.
@@ -210,6 +215,12 @@ def zygote_main(sock: socket.socket) -> NoReturn:
     from multiprocessing import connection  # noqa: F401 - imported here once, for every worker
 
     from ..worker import batch, failure, pickling  # noqa: F401 - the same
+
+    for name in preload:
+        try:
+            importlib.import_module(name)
+        except BaseException:  # noqa: BLE001, S110 - the worker imports it again, and says why it fails
+            pass
 
     children: set[int] = set()
     wake_r, wake_w = os.pipe()

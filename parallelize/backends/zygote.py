@@ -44,17 +44,22 @@ from .pool_worker import BOOT, EXITED, FORKED, PID, PID_EXIT
 __all__ = ["ForkedProcess", "Zygote", "preparation"]
 
 
+def environment(env: dict[str, str] | None) -> dict[str, str]:
+    """A worker's environment: ``os.environ`` as it is now, with the pool's ``env`` over it."""
+    return {**os.environ, **env} if env else dict(os.environ)
+
+
 def preparation(env: dict[str, str] | None) -> bytes:
     """What a worker takes from this process: where to import from, ``sys.argv``, the authentication key,
     and the environment (``os.environ`` and the pool's ``env``).
 
     Sent with every fork, so a worker started later sees a ``sys.path`` or an
-    ``os.environ`` changed since the zygote started (the zygote imports no
-    library that reads the environment when it loads, such as NumPy's BLAS).
+    ``os.environ`` changed since the zygote started. (A zygote that preloaded
+    libraries, which may have read the environment as they loaded, such as
+    NumPy's BLAS, is replaced once the environment changes: see ``Zygote.stale``.)
     """
     key = bytes(multiprocessing.current_process().authkey)
-    environ = {**os.environ, **env} if env else dict(os.environ)
-    return pickle.dumps((sys.path, sys.argv, key, environ), protocol=pickle.HIGHEST_PROTOCOL)
+    return pickle.dumps((sys.path, sys.argv, key, environment(env)), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 class ForkedProcess:
@@ -104,9 +109,11 @@ class Zygote:
 
     Args:
         env: environment variables for the zygote, and so for every worker.
+        preload: installed libraries it imports before its first fork (see
+            ``parallelize.backends.preload``).
     """
 
-    def __init__(self, env: dict[str, str] | None) -> None:
+    def __init__(self, env: dict[str, str] | None, preload: tuple[str, ...] = ()) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self.process = subprocess.Popen(
@@ -118,13 +125,30 @@ class Zygote:
             theirs.close()
         self.sock = ours
         self.env = env
+        self.preload = preload
+        self.environ = environment(env)  # what the preloaded libraries saw
         self.gone = False
         self._forking: deque[ForkedProcess] = deque()  # asked for, pid not known yet, in order
         self._children: dict[int, ForkedProcess] = {}
+        key = bytes(multiprocessing.current_process().authkey)
         try:
-            self.sock.send(preparation(env))
+            self.sock.send(pickle.dumps((sys.path, sys.argv, key, self.environ, preload), pickle.HIGHEST_PROTOCOL))
         except OSError:
             self._lost()
+
+    def stale(self) -> bool:
+        """Whether its preloaded libraries saw an environment other than a new worker's.
+
+        A worker gets ``os.environ`` as it is when it starts, and a library
+        such as NumPy reads its thread settings once, when imported: a worker
+        forked after the environment changed must come from a zygote that
+        imported them under the new one.
+        """
+        return bool(self.preload) and environment(self.env) != self.environ
+
+    def idle(self) -> bool:
+        """Whether it has no worker alive nor asked for."""
+        return not self._children and not self._forking
 
     def fileno(self) -> int:
         return self.sock.fileno()

@@ -71,8 +71,8 @@ def test_the_libraries_a_pickle_names_are_found() -> None:
     assert "numpy" in {name.split(".")[0] for name in libraries_needed(payload)}
     by_value = _encode(0, lambda x: np.sum(x), (1,), {})  # a lambda travels by value, with its globals
     assert "numpy" in libraries_needed(by_value)
-    plain = _encode(0, len, ("numpy is only a string here", "json"), {})
-    assert libraries_needed(plain) == ()  # strings are not modules, json is not an installed library
+    plain = _encode(0, len, ("numpy is only a string here", "no_module_has_this_name"), {})
+    assert libraries_needed(plain) == ()  # strings are not modules
     assert libraries_needed(None, b"") == ()
 
 
@@ -81,6 +81,68 @@ def test_a_users_module_is_not_preloaded_but_its_libraries_are(user_module: Any)
     names = libraries_needed(_encode(0, module.task, (1,), {}))
     assert "users_own_module_for_preload" not in names
     assert "numpy" in names
+
+
+@pytest.fixture
+def user_package(tmp_path: Path) -> Any:
+    """Two modules of the user's: the task's module imports a function from the other, which imports NumPy."""
+    (tmp_path / "users_models_for_preload.py").write_text(
+        textwrap.dedent(
+            """
+            import numpy as np
+
+            def fit(x):
+                return int(np.asarray(x).sum())
+            """
+        )
+    )
+    (tmp_path / "users_tasks_for_preload.py").write_text(
+        textwrap.dedent(
+            """
+            import json
+            from users_models_for_preload import fit
+
+            def task(x):
+                return fit(x)
+            """
+        )
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import users_tasks_for_preload
+
+        yield users_tasks_for_preload
+    finally:
+        sys.path.remove(str(tmp_path))
+        for name in ("users_tasks_for_preload", "users_models_for_preload"):
+            sys.modules.pop(name, None)
+
+
+def test_the_libraries_of_the_users_modules_are_found_through_their_imports(user_package: Any) -> None:
+    names = libraries_needed(_encode(0, user_package.task, (1,), {}))
+    assert "numpy" in names  # imported by the module that `fit` comes from, not by the task's module
+    assert "json" in names  # the standard library is preloaded too
+    assert not {"users_tasks_for_preload", "users_models_for_preload"} & set(names)
+
+
+def draw(_: Any) -> tuple[int, float]:
+    import numpy.random
+
+    time.sleep(0.3)  # long enough for the other worker to take the other job
+    return os.getpid(), float(numpy.random.rand())
+
+
+def test_workers_forked_from_one_zygote_draw_different_random_numbers() -> None:
+    # numpy.random is preloaded (named by the argument), so both workers are forks
+    # of one process that seeded it: each must reseed, as a fresh interpreter would.
+    assert "numpy.random" in libraries_needed(_encode(0, draw, (np.random,), {}))
+    pool = ProcessPool(2)
+    try:
+        got = [f.result(timeout=60) for f in [pool.submit(draw, np.random) for _ in range(2)]]
+        assert len({pid for pid, _ in got}) == 2
+        assert got[0][1] != got[1][1]
+    finally:
+        pool.shutdown()
 
 
 def test_every_worker_has_numpy_from_the_zygote() -> None:
@@ -138,6 +200,19 @@ def test_a_worker_started_after_the_environment_changed_comes_from_a_new_zygote(
         while not all(z.gone for z in pool._old_zygotes) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert [z.process.poll() is not None for z in pool._old_zygotes] == [True]
+    finally:
+        pool.shutdown()
+
+
+def test_a_volatile_variable_alone_does_not_replace_the_zygote(monkeypatch: pytest.MonkeyPatch) -> None:
+    pool = ProcessPool(1)
+    try:
+        _, first_zygote = pool.submit(environment_and_parent, np.arange(2)).result(timeout=60)
+        monkeypatch.setenv("PYTEST_CURRENT_TEST", "another test (call)")
+        for worker in list(pool._workers):
+            worker.process.kill()
+        _, second_zygote = pool.submit(environment_and_parent, np.arange(2)).result(timeout=60)
+        assert second_zygote == first_zygote
     finally:
         pool.shutdown()
 

@@ -282,6 +282,7 @@ def _forked_worker(sock: socket.socket, wake: tuple[int, int], fd: int, request:
         if environ != os.environ:
             os.environ.clear()
             os.environ.update(environ)
+        _fresh_random_state()
         worker_main(Connection(fd), os.getppid())
         code = 0
     except BaseException:  # noqa: BLE001 - the worker's own failure, on its stderr
@@ -293,6 +294,17 @@ def _forked_worker(sock: socket.socket, wake: tuple[int, int], fd: int, request:
             except Exception:  # noqa: BLE001
                 pass
         os._exit(code)
+
+
+def _fresh_random_state() -> None:
+    """Reseed the global random state a library got when the zygote imported it, as a fresh interpreter would.
+
+    Forked from one zygote, every worker would otherwise draw the same numbers
+    from ``numpy.random.rand``. (Python's ``random`` reseeds itself at fork.)
+    """
+    numpy_random = sys.modules.get("numpy.random")
+    if numpy_random is not None:
+        numpy_random.seed()
 
 
 def worker_main(conn: Any, parent_pid: int) -> None:

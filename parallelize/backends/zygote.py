@@ -49,6 +49,16 @@ def environment(env: dict[str, str] | None) -> dict[str, str]:
     return {**os.environ, **env} if env else dict(os.environ)
 
 
+#: Variables that change while a program runs and that no library reads as it
+#: is imported: a change to them alone does not replace a zygote (pytest sets
+#: the first at every phase of every test).
+VOLATILE = frozenset({"PYTEST_CURRENT_TEST"})
+
+
+def _settled(environ: dict[str, str]) -> dict[str, str]:
+    return {key: value for key, value in environ.items() if key not in VOLATILE}
+
+
 def preparation(env: dict[str, str] | None) -> bytes:
     """What a worker takes from this process: where to import from, ``sys.argv``, the authentication key,
     and the environment (``os.environ`` and the pool's ``env``).
@@ -142,9 +152,13 @@ class Zygote:
         A worker gets ``os.environ`` as it is when it starts, and a library
         such as NumPy reads its thread settings once, when imported: a worker
         forked after the environment changed must come from a zygote that
-        imported them under the new one.
+        imported them under the new one (a change to ``VOLATILE`` variables
+        alone does not count).
         """
-        return bool(self.preload) and environment(self.env) != self.environ
+        if not self.preload:
+            return False
+        now = environment(self.env)
+        return now != self.environ and _settled(now) != _settled(self.environ)
 
     def idle(self) -> bool:
         """Whether it has no worker alive nor asked for."""

@@ -16,6 +16,8 @@ from array import array
 from dataclasses import dataclass
 from typing import Iterable
 
+from .durations import GroupedDurations
+
 __all__ = ["DurationSummary", "Statistics", "StatisticsCollector", "WorkerStatistics"]
 
 # Task durations kept for the median and p95. Up to this many tasks the
@@ -202,7 +204,8 @@ class StatisticsCollector:
             abandoned: tasks submitted but never run (cancelled after an error).
             summary: ``(sum, min, max)`` of ``durations`` if already known.
         """
-        durs = durations if isinstance(durations, array) else array("d", durations)
+        # Runs of tasks timed in groups are sampled as runs, never written out.
+        durs = durations if isinstance(durations, (array, GroupedDurations)) else array("d", durations)
         n = len(durs)
         if summary is not None and n:
             busy, lo, hi = summary
@@ -231,13 +234,16 @@ class StatisticsCollector:
             if self._outstanding <= 0:
                 self._end = time.monotonic()
 
-    def _add_sample(self, durs: array) -> None:
+    def _add_sample(self, durs: array | GroupedDurations) -> None:
         # A systematic sample: keep every `stride`-th duration; when the sample
         # is full, drop every other one and double the stride. O(1) per task at
         # C speed (slicing), and unbiased unless durations cycle with the stride.
         stride = self._stride
         offset = self._offset
-        picked = durs[offset::stride] if stride > 1 else durs
+        if isinstance(durs, GroupedDurations):
+            picked = durs.every(offset, stride)
+        else:
+            picked = durs[offset::stride] if stride > 1 else durs
         self._offset = (offset - len(durs)) % stride
         self._sample.extend(picked)
         while len(self._sample) > RESERVOIR_SIZE:

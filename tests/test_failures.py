@@ -15,6 +15,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from processes import alive
 
 from parallelize import (
     Parallelize,
@@ -341,11 +342,11 @@ def test_interrupt_stops_quickly_and_leaves_no_process(tmp_path: Path, backend: 
             proc.wait()
     assert proc.returncode != 0
     deadline = time.monotonic() + 5
-    alive = [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
-    while alive and time.monotonic() < deadline:
+    running = alive(c.pid for c in children)
+    while running and time.monotonic() < deadline:
         time.sleep(0.1)
-        alive = [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
-    assert not alive
+        running = alive(c.pid for c in children)
+    assert not running
     # No wall of tracebacks: at most the user's own KeyboardInterrupt.
     assert err.count("Traceback") <= 1
 
@@ -360,7 +361,7 @@ def test_keyboard_interrupt_in_consumer_kills_running_process_tasks():
         with pytest.raises(KeyboardInterrupt):
             gen.throw(KeyboardInterrupt)
         deadline = time.monotonic() + 5
-        while any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids):
+        while alive(pids):
             assert time.monotonic() < deadline, "workers still alive after Ctrl-C"
             time.sleep(0.05)
 

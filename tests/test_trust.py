@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-import psutil
 import pytest
+from processes import alive
 
 from parallelize import (
     ConfigError,
@@ -63,24 +63,13 @@ def identity(x: Any) -> Any:
     return x
 
 
-def _alive(pids: list[int]) -> list[int]:
-    out = []
-    for pid in pids:
-        try:
-            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                out.append(pid)
-        except psutil.NoSuchProcess:
-            pass
-    return out
-
-
 def _wait_gone(pids: list[int], limit: float = 5.0) -> list[int]:
     deadline = time.monotonic() + limit
-    alive = _alive(pids)
-    while alive and time.monotonic() < deadline:
+    running = alive(pids)
+    while running and time.monotonic() < deadline:
         time.sleep(0.05)
-        alive = _alive(pids)
-    return alive
+        running = alive(pids)
+    return running
 
 
 # -- 2. any exception raised by a task is that task's failure -------------------------
@@ -329,7 +318,7 @@ def test_signal_to_the_parent_alone_leaves_no_worker(tmp_path: Path, sig: int) -
         line = proc.stdout.readline().split()
         assert line[0] == "pids", line
         workers = [int(p) for p in line[1:]]
-        assert workers and _alive(workers)
+        assert workers and alive(workers)
         os.kill(proc.pid, sig)  # the parent only, not its process group
         proc.wait(timeout=30)
         # Workers notice their parent is gone and exit by themselves.

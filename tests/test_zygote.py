@@ -22,6 +22,7 @@ from typing import Any
 
 import psutil
 import pytest
+from processes import alive
 
 from parallelize.backends.pool import ProcessPool
 from parallelize.errors import WorkerCrashedError
@@ -123,8 +124,7 @@ def test_nothing_outlives_a_shut_down_pool() -> None:
     pids = {f.result(timeout=60)[0] for f in [pool.submit(pid_and_parent) for _ in range(4)]}
     zygote = _zygote_of(pool)
     pool.shutdown()
-    for pid in [*pids, zygote.pid]:
-        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert not alive([*pids, zygote.pid])
 
 
 def test_nothing_outlives_a_killed_parent(tmp_path: Path) -> None:
@@ -152,8 +152,8 @@ def test_nothing_outlives_a_killed_parent(tmp_path: Path) -> None:
         proc.kill()
         proc.wait()
     deadline = time.monotonic() + 15
-    alive = pids
-    while alive and time.monotonic() < deadline:
-        alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    running = pids
+    while running and time.monotonic() < deadline:
+        running = alive(pids)
         time.sleep(0.1)
-    assert not alive
+    assert not running

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import Any, Callable, Iterable, Iterator
 
+from ..durations import per_task
 from ..errors import CheckpointError, ResumeMismatchError
 from ..logs import logger
 from ..worker.batch import BatchResult
@@ -251,9 +252,10 @@ class Resume:
         slots: list[_Slot] = []
         rows: list[list[Any]] = []
         done: tuple[list[int], list[Any], list[Any]] = ([], [], [])
+        durations = per_task(result.durations)
         for j, value in enumerate(result.values):
             pos, h = self._meta.pop(result.first + j)
-            duration = result.durations[j] if j < len(result.durations) else math.nan
+            duration = durations[j] if j < len(durations) else math.nan
             if j in failed:
                 if isinstance(value, TaskFailure):
                     value = dataclasses.replace(value, index=pos)

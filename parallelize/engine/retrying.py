@@ -145,7 +145,7 @@ class Retries:
         result, k = held.result, slot.offset
         result.values[k] = retried.values[0]
         if retried.durations and k < len(result.durations):
-            result.durations[k] = retried.durations[0]
+            result.durations[k] = retried.durations[0]  # a grouped batch's runs are written out here
         if not retried.failures:
             result.failures.remove(k)
             # Durable where it ran only if the retry recorded its success too.

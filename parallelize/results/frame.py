@@ -39,6 +39,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Hashable, Iterable
 
+from ..durations import per_task
 from ..validate import check_choice
 from ..worker.batch import BatchResult
 
@@ -161,7 +162,7 @@ class _Rows:
     def add_batch(self, b: BatchResult, skip_failures: bool, flatten: bool) -> None:
         failed = set(b.failures)
         items = b.items
-        durations = b.durations
+        durations = per_task(b.durations)
         worker = b.worker or None
         rows_kind = self.kind == "rows"
         nan = math.nan

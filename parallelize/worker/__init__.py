@@ -3,7 +3,7 @@
 The parent ships a ``Batch`` and gets back one
 ``BatchResult`` (see ``parallelize.worker.batch``).
 Nothing here imports the rest of parallelize but ``parallelize.errors``,
-``parallelize.retry``, ``parallelize.validate`` and ``parallelize.durable``, so a worker process
+``parallelize.retry``, ``parallelize.validate``, ``parallelize.durable`` and ``parallelize.durations``, so a worker process
 pays only for this package and cloudpickle.
 
 ========================  ==========================================================

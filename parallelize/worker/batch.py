@@ -30,6 +30,7 @@ from array import array
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Iterator, Sequence
 
+from ..durations import Durations, GroupedDurations, Timings
 from ..retry import RetryPolicy
 from .calls import CallMode, run_call
 from .context import reraise_interrupt, setup_failure, worker_name
@@ -108,7 +109,8 @@ class BatchResult:
         first: index of the batch's first task.
         values: one entry per task run; a failed task's entry is its
             ``TaskFailure``.
-        durations: seconds each task took in the worker (``array('d')``).
+        durations: seconds each task took in the worker: an ``array('d')``, or
+            for tasks timed in groups a ``GroupedDurations`` that reads the same.
         failures: positions (within the batch) of the failed tasks.
         worker: the name of the worker that ran it.
         elapsed: seconds the whole batch took in the worker.
@@ -126,7 +128,7 @@ class BatchResult:
 
     first: int
     values: list[Any]
-    durations: array
+    durations: Durations
     failures: list[int]
     worker: str
     elapsed: float
@@ -326,20 +328,19 @@ def run_batch(batch: Batch) -> BatchResult:
     fixed = batch.fixed
     call = "arg" if call == "keyed" else call
     values: list[Any] = []
-    durations = array("d")
+    timings = Timings()
     failures: list[int] = []
     alarm = _Alarm(batch.timeout)
     retry_after: dict[int, float] = {}
-    groups: list[tuple[float, int]] = []
     with alarm:
-        retried = _run_items(batch, func, fixed, call, alarm, values, durations, failures, retry_after, groups)
+        retried = _run_items(batch, func, fixed, call, alarm, values, timings, failures, retry_after)
     elapsed = time.perf_counter() - batch_start
+    durations = timings.result()
     # Summarised here, in parallel across workers, rather than in the parent;
-    # from the groups' means when every task was timed in a group (a pass over
-    # each task's duration would cost a third of a tiny task's time).
-    if groups and sum(n for _, n in groups) == len(durations):
-        means = [m for m, _ in groups]
-        summary = (sum(m * n for m, n in groups), min(means), max(means))
+    # from the runs when tasks were timed in groups (a pass over each task's
+    # duration would cost a third of a tiny task's time).
+    if isinstance(durations, GroupedDurations):
+        summary = durations.summary()
     else:
         summary = (sum(durations), min(durations), max(durations)) if durations else (0.0, 0.0, 0.0)
     result = BatchResult(
@@ -369,15 +370,11 @@ def _run_items(
     call: str,
     alarm: _Alarm,
     values: list[Any],
-    durations: array,
+    timings: Timings,
     failures: list[int],
     retry_after: dict[int, float],
-    groups: list[tuple[float, int]],
 ) -> int:
-    """Run the batch's tasks into ``values``; return the number of retries made.
-
-    ``groups`` receives ``(mean duration, tasks)`` of each group timed together.
-    """
+    """Run the batch's tasks into ``values`` and their durations into ``timings``; return the number of retries made."""
     items = batch.items
     n = len(items)
     pos = 0
@@ -394,23 +391,20 @@ def _run_items(
             # and no per-task branching; a task that raises hands over to the
             # careful path for its retries.
             if group > 1:
-                pos, first_error = _grouped_loop(func, call, items, pos, values, durations, group, groups)
+                pos, first_error = _grouped_loop(func, call, items, pos, values, timings, group)
             elif probe:
                 probe = False
                 start = pos
-                pos, first_error = _fast_loop(func, call, items, pos, values, durations, stop=pos + PROBE_TASKS)
+                pos, first_error = _fast_loop(func, call, items, pos, values, timings.each, stop=pos + PROBE_TASKS)
                 if first_error is None and pos - start == PROBE_TASKS:
-                    timed = durations[-PROBE_TASKS:]
-                    group = timing_group_for(sum(timed) / PROBE_TASKS)
-                    if group > 1:
-                        groups.extend((d, 1) for d in timed)  # so the summary comes from groups only
+                    group = timing_group_for(sum(timings.each[-PROBE_TASKS:]) / PROBE_TASKS)
                     continue
             else:
-                pos, first_error = _fast_loop(func, call, items, pos, values, durations)
+                pos, first_error = _fast_loop(func, call, items, pos, values, timings.each)
             if pos >= n:
                 return retried
         retried += _one_task(
-            batch, func, fixed, call, alarm, pos, values, durations, failures, retry_after, first_error
+            batch, func, fixed, call, alarm, pos, values, timings.each, failures, retry_after, first_error
         )
         pos += 1
         if batch.stop_on_error and len(failures) > len(retry_after):
@@ -476,11 +470,10 @@ def _grouped_loop(
     items: Sequence[Any],
     start: int,
     values: list[Any],
-    durations: array,
+    timings: Timings,
     group: int,
-    groups: list[tuple[float, int]],
 ) -> tuple[int, tuple[BaseException, str, float] | None]:
-    """Like ``_fast_loop``, timing groups of ``group`` tasks at once (each noted in ``groups``).
+    """Like ``_fast_loop``, timing groups of ``group`` tasks at once (each a run in ``timings``).
 
     For tasks of a few microseconds, reading the clock around each one would
     cost more than the task; each task of a group is credited the group's mean.
@@ -517,12 +510,9 @@ def _grouped_loop(
             k = len(values) - before
             dt = clock() - t0
             if k:
-                durations.extend(array("d", [dt / (k + 1)]) * k)
-                groups.append((dt / (k + 1), k))
+                timings.group(dt / (k + 1), k)
             return pos + k, (exc, traceback.format_exc(), dt / (k + 1))
-        dt = (clock() - t0) / len(chunk)
-        durations.extend(array("d", [dt]) * len(chunk))
-        groups.append((dt, len(chunk)))
+        timings.group((clock() - t0) / len(chunk), len(chunk))
         pos += len(chunk)
     return pos, None
 
@@ -603,4 +593,4 @@ def _one_task(
 # run_batch reports its own start (after unpickling): see report_start.
 run_batch.reports_start = True  # type: ignore[attr-defined]
 
-by_reference(run_batch, _rebuild_batch, Batch, BatchResult, RetryPolicy)
+by_reference(run_batch, _rebuild_batch, Batch, BatchResult, RetryPolicy, GroupedDurations)

@@ -209,6 +209,8 @@ class StatisticsCollector:
         n = len(durs)
         if summary is not None and n:
             busy, lo, hi = summary
+        elif isinstance(durs, GroupedDurations):
+            busy, lo, hi = durs.summary()
         else:
             busy = sum(durs)
             lo, hi = (min(durs), max(durs)) if n else (0.0, 0.0)
